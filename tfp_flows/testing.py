@@ -1,0 +1,235 @@
+"""A property suite for bijectors, public so users can check their own.
+
+`check_bijector(bijector, x)` runs every check this package runs on its own bijectors and raises
+`AssertionError` naming the first property that fails:
+
+* round trips `inverse(forward(x)) == x` and `forward(inverse(x)) == x`, with the bijector cache
+  broken by `tf.identity` so a wrong inverse cannot hide behind it;
+* `forward_log_det_jacobian(x)` equal to `log|det J|` of the autodiff Jacobian of the flattened
+  event (`batch_jacobian` and `slogdet`), and the same for the inverse;
+* `fldj(x) == -ildj(forward(x))`;
+* output and log-det shapes for sample shapes `[]`, `[3]` and `[2, 3]`;
+* eager, `tf.function` and `tf.function(jit_compile=True)` agree;
+* gradients of a log-likelihood-like loss are finite and non-zero for every trainable variable.
+
+Example:
+
+>>> import tensorflow as tf
+>>> import tensorflow_probability as tfp
+>>> from tfp_flows.testing import check_bijector
+>>> x = tf.random.stateless_normal([6, 3], seed=[0, 1], dtype=tf.float64)
+>>> report = check_bijector(tfp.bijectors.Scale(2.0), x, event_ndims=1, require_variables=False)
+>>> report["max_fldj_error"] < 1e-8
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfb = tfp.bijectors
+
+__all__ = ["check_bijector", "perturb_variables", "autodiff_log_det_jacobian"]
+
+_DEFAULT_TOL = {tf.float64: (1e-8, 1e-8), tf.float32: (1e-4, 1e-4)}
+
+
+def perturb_variables(bijector: tf.Module, scale: float = 0.1, seed: int = 0) -> None:
+    """Adds Gaussian noise of standard deviation `scale` to every trainable float variable.
+
+    Zero-initialised networks make a new flow the identity, and the identity passes most checks by
+    accident; perturb before testing so the checks can fail.
+    """
+    rng = np.random.default_rng(seed)
+    for v in bijector.trainable_variables:
+        if v.dtype.is_floating:
+            noise = rng.normal(scale=scale, size=v.shape)
+            v.assign_add(tf.constant(noise, dtype=v.dtype))
+
+
+def autodiff_log_det_jacobian(fn, x: tf.Tensor, event_ndims: int) -> tf.Tensor:
+    """`log|det J_fn(x)|` per batch member, from the autodiff Jacobian of the flattened event."""
+    x = tf.convert_to_tensor(x)
+    event_shape = x.shape[x.shape.rank - event_ndims :]
+    batch_shape = tf.shape(x)[: x.shape.rank - event_ndims]
+    n = math.prod(event_shape)
+    flat = tf.reshape(x, [-1, n])
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        y = fn(tf.reshape(flat, tf.concat([[-1], event_shape], 0)))
+        y_flat = tf.reshape(y, [-1, n])
+    jacobian = tape.batch_jacobian(y_flat, flat)
+    _, log_abs_det = tf.linalg.slogdet(jacobian)
+    return tf.reshape(log_abs_det, batch_shape)
+
+
+def _close(name, actual, expected, rtol, atol, broadcast=False):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if broadcast:  # constant-Jacobian TFP bijectors return one log-det for the whole batch
+        actual = np.broadcast_to(actual, np.broadcast_shapes(actual.shape, expected.shape))
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{name}: shape {actual.shape} != expected {expected.shape}")
+    if not np.all(np.isfinite(actual)):
+        raise AssertionError(f"{name}: non-finite values {actual}")
+    err = np.abs(actual - expected)
+    bound = atol + rtol * np.abs(expected)
+    if not np.all(err <= bound):
+        worst = np.unravel_index(np.argmax(err - bound), err.shape)
+        raise AssertionError(
+            f"{name}: max error {err.max():.3g} (at {worst}: {actual[worst]!r} vs "
+            f"{expected[worst]!r}) exceeds atol={atol} + rtol={rtol} * |expected|"
+        )
+    return float(err.max()) if err.size else 0.0
+
+
+def check_bijector(
+    bijector: tfb.Bijector,
+    x,
+    *,
+    event_ndims: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    sample_shapes=((), (3,), (2, 3)),
+    modes=("eager", "function", "jit"),
+    check_gradients: bool = True,
+    require_variables: bool = True,
+    require_non_identity: bool = True,
+    bijector_kwargs: dict | None = None,
+    strict_log_det_shape: bool | None = None,
+) -> dict:
+    """Runs the property suite on `bijector` with inputs `x` and returns the measured errors.
+
+    Args:
+      bijector: the bijector to check, with non-trivial parameters (see `perturb_variables`).
+      x: a batch of at least 6 events, shape `[N, *event_shape]`, in the forward domain.
+      event_ndims: event rank; defaults to `bijector.forward_min_event_ndims`.
+      rtol, atol: tolerances; default 1e-8 for float64 and 1e-4 for float32.
+      sample_shapes: leading shapes to test; each is filled with events from `x`.
+      modes: any of `"eager"`, `"function"`, `"jit"`.
+      check_gradients: check gradients reach every trainable variable.
+      require_variables: fail if the bijector has no trainable variables.
+      require_non_identity: fail if `forward(x) == x` (identity parameters prove nothing).
+      bijector_kwargs: keyword arguments for every bijector call (e.g. a conditional input).
+      strict_log_det_shape: require log-dets of the full sample shape. By default required
+        unless `bijector.is_constant_jacobian` (TFP's constant-Jacobian bijectors return one
+        value that broadcasts).
+
+    Returns:
+      A dict of the largest errors found per property.
+    """
+    kw = dict(bijector_kwargs or {})
+    x = tf.convert_to_tensor(x)
+    dtype = x.dtype
+    d_rtol, d_atol = _DEFAULT_TOL.get(dtype, (1e-4, 1e-4))
+    rtol = d_rtol if rtol is None else rtol
+    atol = d_atol if atol is None else atol
+    event_ndims = bijector.forward_min_event_ndims if event_ndims is None else event_ndims
+    if x.shape.rank != event_ndims + 1 or x.shape[0] < 6:
+        raise ValueError(f"x must be a batch of >= 6 events of rank {event_ndims}; got {x.shape}")
+    event_shape = x.shape[1:]
+    if strict_log_det_shape is None:
+        strict_log_det_shape = not bijector.is_constant_jacobian
+    loose = not strict_log_det_shape
+    report = {}
+
+    def fwd(t):
+        return bijector.forward(tf.identity(t), **kw)
+
+    def inv(t):
+        return bijector.inverse(tf.identity(t), **kw)
+
+    def fldj(t):
+        return bijector.forward_log_det_jacobian(tf.identity(t), event_ndims=event_ndims, **kw)
+
+    def ildj(t):
+        return bijector.inverse_log_det_jacobian(tf.identity(t), event_ndims=event_ndims, **kw)
+
+    y = fwd(x)
+    if y.dtype != dtype:
+        raise AssertionError(f"forward changed dtype {dtype} -> {y.dtype}")
+    if require_variables and not bijector.trainable_variables:
+        raise AssertionError(f"{bijector.name}: no trainable variables are reachable")
+    if require_non_identity and np.allclose(y.numpy(), x.numpy(), rtol=0, atol=10 * atol):
+        raise AssertionError(
+            f"{bijector.name}: forward(x) == x; perturb the parameters so the checks can fail"
+        )
+
+    # Round trips, both ways.
+    report["max_roundtrip_error"] = max(
+        _close("inverse(forward(x))", inv(y), x, rtol, atol),
+        _close("forward(inverse(x))", fwd(inv(x)), x, rtol, atol),
+    )
+
+    # Log-dets against autodiff Jacobians, both directions.
+    report["max_fldj_error"] = _close(
+        "forward_log_det_jacobian vs autodiff",
+        fldj(x),
+        autodiff_log_det_jacobian(fwd, x, event_ndims),
+        rtol,
+        atol,
+        broadcast=loose,
+    )
+    report["max_ildj_error"] = _close(
+        "inverse_log_det_jacobian vs autodiff",
+        ildj(x),
+        autodiff_log_det_jacobian(inv, x, event_ndims),
+        rtol,
+        atol,
+        broadcast=loose,
+    )
+    report["max_fldj_ildj_error"] = _close(
+        "fldj(x) vs -ildj(forward(x))", fldj(x), -ildj(y), rtol, atol, loose
+    )
+
+    # Sample shapes.
+    for shape in sample_shapes:
+        n = math.prod(shape)
+        xs = tf.reshape(x[:n], [*shape, *event_shape])
+        ys = fwd(xs)
+        if ys.shape != xs.shape:
+            raise AssertionError(f"forward: shape {ys.shape} for input {xs.shape}")
+        for name, value in (("fldj", fldj(xs)), ("ildj", ildj(ys))):
+            if tuple(value.shape) != tuple(shape) and not (loose and value.shape.rank == 0):
+                raise AssertionError(
+                    f"{name}: shape {value.shape} for sample shape {shape}; expected {shape}"
+                )
+        _close(f"inverse(forward(x)) at sample shape {shape}", inv(ys), xs, rtol, atol)
+
+    # Eager vs tf.function vs XLA.
+    def all_outputs(t):
+        return fwd(t), inv(t), fldj(t), ildj(t)
+
+    reference = [v.numpy() for v in all_outputs(x)]
+    compiled = {
+        "eager": all_outputs,
+        "function": tf.function(all_outputs),
+        "jit": tf.function(all_outputs, jit_compile=True),
+    }
+    report["max_mode_error"] = 0.0
+    for mode in modes:
+        got = compiled[mode](x)
+        for name, a, b in zip(("forward", "inverse", "fldj", "ildj"), got, reference):
+            err = _close(f"{name} in mode {mode!r} vs eager", a, b, rtol, atol)
+            report["max_mode_error"] = max(report["max_mode_error"], err)
+
+    if check_gradients:
+        variables = bijector.trainable_variables
+        with tf.GradientTape() as tape:
+            z = inv(x)
+            loss = tf.reduce_mean(tf.square(z)) - tf.reduce_mean(ildj(x))
+            loss += tf.reduce_mean(tf.square(fwd(x))) + tf.reduce_mean(fldj(x))
+        grads = tape.gradient(loss, variables)
+        for v, g in zip(variables, grads):
+            if g is None:
+                raise AssertionError(f"no gradient reaches variable {v.name}")
+            g = tf.convert_to_tensor(g)
+            if not np.all(np.isfinite(g.numpy())):
+                raise AssertionError(f"non-finite gradient for variable {v.name}")
+            if not np.any(g.numpy() != 0):
+                raise AssertionError(f"zero gradient for variable {v.name}")
+        report["num_variables_checked"] = len(variables)
+    return report
