@@ -18,7 +18,8 @@ Example:
 >>> import tensorflow_probability as tfp
 >>> from tfp_flows.testing import check_bijector
 >>> x = tf.random.stateless_normal([6, 3], seed=[0, 1], dtype=tf.float64)
->>> report = check_bijector(tfp.bijectors.Scale(2.0), x, event_ndims=1, require_variables=False)
+>>> scale = tfp.bijectors.Scale(tf.constant(2.0, tf.float64))
+>>> report = check_bijector(scale, x, event_ndims=1, require_variables=False)
 >>> report["max_fldj_error"] < 1e-8
 True
 """

@@ -19,8 +19,8 @@ __all__ = ["ActNorm", "initialize_actnorm"]
 class ActNorm(FlowBijector):
     r"""Per-channel shift and log-scale over the last axis, initialised from the first data batch.
 
-    Forward (latent to data), inverse (data to latent) and log-dets, with `s` the log-scale, `b` the
-    shift and `N` the number of positions per channel (`H * W` for `[H, W, C]` events, 1 for vectors):
+    Forward (latent to data), inverse (data to latent) and log-dets, with `s` the log-scale, `b`
+    the shift and `N` the positions per channel (`H * W` for `[H, W, C]` events, 1 for vectors):
 
         y = x * exp(s) + b
         x = (y - b) * exp(-s)
@@ -165,8 +165,9 @@ def _global_moments(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _flow_bijector(flow) -> tfb.Bijector:
-    if isinstance(flow, tfd.Distribution) and isinstance(getattr(flow, "bijector", None), tfb.Bijector):
-        return flow.bijector  # TransformedDistribution (its non-composite base class included)
+    bijector = getattr(flow, "bijector", None)
+    if isinstance(flow, tfd.Distribution) and isinstance(bijector, tfb.Bijector):
+        return bijector  # a TransformedDistribution, or its non-composite base class
     if isinstance(flow, tfb.Bijector):
         return flow
     raise TypeError(
