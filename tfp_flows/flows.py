@@ -1,0 +1,427 @@
+"""Factories for whole flows: Real NVP, Glow, MAF and IAF.
+
+Each factory returns a `tfd.TransformedDistribution` over a standard-normal base whose bijector is
+a `tfb.Chain` of `tfp_flows.bijectors`, so every piece is inspectable and every variable is
+reachable through `dist.trainable_variables`. Arguments are keyword-only with defaults. Every
+factory takes `conditional_size` for conditional density estimation `p(x | c)`; pass the
+condition with `condition(dist, c)` (a distribution with `c` bound) or
+`dist.log_prob(x, bijector_kwargs=conditional_kwargs(dist, c))`.
+
+Multi-scale image flows are one chain over one `[H, W, C]` event: each level squeezes, runs its
+steps, factors out half of the channels with `FactorOut` (the other half goes on to the next
+level) and un-squeezes, so the latent has the image's shape.
+
+Example:
+
+>>> import tensorflow as tf
+>>> from tfp_flows import flows
+>>> dist = flows.maf(2, num_layers=2, hidden_units=(8,))
+>>> dist.log_prob(tf.zeros([5, 2])).shape
+TensorShape([5])
+>>> img = flows.glow((8, 8, 1), levels=2, steps_per_level=1, filters=8)
+>>> img.sample(2, seed=0).shape
+TensorShape([2, 8, 8, 1])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import bijectors as fb
+from tfp_flows import nn
+
+tfb, tfd = tfp.bijectors, tfp.distributions
+
+__all__ = [
+    "FACTORIES",
+    "condition",
+    "conditional_kwargs",
+    "flow_bijectors",
+    "glow",
+    "iaf",
+    "maf",
+    "real_nvp",
+    "register_factory",
+]
+
+FACTORIES: dict[str, Callable[..., tfd.TransformedDistribution]] = {}
+
+
+def register_factory(name: str):
+    """Registers a flow factory under `name`, so Keras models can rebuild it from their config."""
+
+    def wrap(fn):
+        FACTORIES[name] = fn
+        return fn
+
+    return wrap
+
+
+def _standard_normal(event_shape: Sequence[int], dtype) -> tfd.Distribution:
+    return tfd.Sample(
+        tfd.Normal(tf.constant(0.0, dtype), tf.constant(1.0, dtype)),
+        sample_shape=list(event_shape),
+    )
+
+
+def _event_shape(value, what: str, rank: int | None = None) -> tuple[int, ...]:
+    shape = (int(value),) if isinstance(value, int) else tuple(int(d) for d in value)
+    if not shape or any(d < 1 for d in shape) or (rank is not None and len(shape) != rank):
+        expected = f"rank {rank}" if rank else "positive sizes"
+        raise ValueError(f"`{what}` must be a shape with {expected}; got {value!r}.")
+    return shape
+
+
+def _check_image_levels(shape: tuple[int, int, int], levels: int, what: str) -> None:
+    height, width, _ = shape
+    factor = 2**levels
+    if levels < 1 or height % factor or width % factor:
+        raise ValueError(
+            f"{what}: an image of shape {shape} cannot be squeezed {levels} times (H and W must "
+            f"be divisible by 2**levels = {factor})."
+        )
+
+
+# -- vector flows ----------------------------------------------------------------------------
+
+
+def _vector_coupling_flow(dim, num_layers, hidden_units, normalization, scale, clamp, cond, dtype):
+    layers = []
+    split = dim // 2
+    for i in range(num_layers):
+        reverse = i % 2 == 1
+        kept = dim - split if reverse else split
+        conditioner = nn.MLPConditioner(
+            kept,
+            dim - kept,
+            hidden_units=hidden_units,
+            conditional_size=cond,
+            dtype=dtype,
+            name=f"mlp_{i}",
+        )
+        layers.append(
+            fb.AffineCoupling(
+                conditioner,
+                mask="half",
+                split=split,
+                reverse=reverse,
+                scale=scale,
+                log_scale_clamp=clamp,
+                name=f"coupling_{i}",
+            )
+        )
+        if normalization == "actnorm" and i < num_layers - 1:
+            layers.append(fb.ActNorm(dim, event_ndims=1, dtype=dtype, name=f"actnorm_{i}"))
+        elif normalization == "batchnorm" and i < num_layers - 1:
+            layers.append(tfb.BatchNormalization(name=f"batchnorm_{i}"))
+    return layers
+
+
+@register_factory("real_nvp")
+def real_nvp(
+    event_shape,
+    *,
+    num_layers: int = 8,
+    hidden_units: Sequence[int] = (64, 64),
+    num_scales: int = 2,
+    steps_per_scale: int = 3,
+    filters: int = 64,
+    num_blocks: int = 2,
+    normalization: str | None = "actnorm",
+    scale: str = "exp",
+    log_scale_clamp: float | None = 3.0,
+    logit_alpha: float | None = None,
+    conditional_size: int | None = None,
+    dtype=tf.float32,
+    name: str = "real_nvp",
+) -> tfd.TransformedDistribution:
+    """Real NVP (Dinh et al. 2017, https://arxiv.org/abs/1605.08803).
+
+    For vectors (`event_shape=[D]`): `num_layers` half-mask affine couplings that alternate which
+    half they keep, with ActNorm (`normalization="actnorm"`), `tfb.BatchNormalization`
+    (`"batchnorm"`) or nothing (`None`) between them.
+
+    For images (`event_shape=[H, W, C]`): the paper's multi-scale architecture. Per scale:
+    `steps_per_scale` checkerboard couplings, squeeze, `steps_per_scale` channel couplings, factor
+    out half the channels; the last scale has `steps_per_scale + 1` checkerboard couplings. Each
+    coupling's conditioner is a `ConvConditioner(filters, num_blocks)`. `logit_alpha` adds the
+    paper's logit pre-transform for data in `[0, 1]` (see `tfp_flows.images`).
+    """
+    shape = _event_shape(event_shape, "event_shape")
+    if normalization not in (None, "actnorm", "batchnorm"):
+        raise ValueError(f"`normalization` must be None, 'actnorm' or 'batchnorm'; got {normalization!r}.")
+    if len(shape) == 1:
+        if shape[0] < 2:
+            raise ValueError(f"Real NVP needs at least 2 dimensions to split; got {shape}.")
+        layers = _vector_coupling_flow(
+            shape[0], num_layers, tuple(hidden_units), normalization, scale, log_scale_clamp,
+            conditional_size, dtype,
+        )
+    elif len(shape) == 3:
+        _check_image_levels(shape, num_scales - 1 if num_scales > 1 else 0, "real_nvp")
+        layers = [_real_nvp_scale(shape, 0, num_scales, steps_per_scale, filters, num_blocks,
+                                  normalization, scale, log_scale_clamp, conditional_size, dtype)]
+    else:
+        raise ValueError(f"`event_shape` must be [D] or [H, W, C]; got {shape}.")
+    return _assemble(shape, layers, logit_alpha, dtype, name)
+
+
+def _coupling(shape, mask, reverse, filters, num_blocks, scale, clamp, cond, dtype, name):
+    height, width, channels = shape
+    if mask == "checkerboard":
+        in_shape, out_channels = shape, channels
+    else:
+        kept = channels // 2 if not reverse else channels - channels // 2
+        in_shape, out_channels = (height, width, kept), channels - kept
+    conditioner = nn.ConvConditioner(
+        in_shape, out_channels, filters=filters, num_blocks=num_blocks,
+        conditional_size=cond, dtype=dtype, name=f"{name}_net",
+    )
+    return fb.AffineCoupling(
+        conditioner, mask=mask, reverse=reverse, scale=scale, log_scale_clamp=clamp, name=name
+    )
+
+
+def _real_nvp_scale(shape, level, num_scales, steps, filters, num_blocks, norm, scale, clamp,
+                    cond, dtype):
+    h, w, c = shape
+    args = (filters, num_blocks, scale, clamp, cond, dtype)
+    last = level == num_scales - 1
+    layers = []
+    for i in range(steps + 1 if last else steps):
+        layers.append(_coupling(shape, "checkerboard", i % 2 == 1, *args, name=f"s{level}_cb{i}"))
+        if norm == "actnorm":
+            layers.append(fb.ActNorm(c, dtype=dtype, name=f"s{level}_cb{i}_actnorm"))
+    if last:
+        return tfb.Chain(layers, name=f"scale_{level}")
+    squeezed = (h // 2, w // 2, 4 * c)
+    layers.append(tfb.Invert(fb.Squeeze(), name=f"s{level}_squeeze"))
+    for i in range(steps):
+        layers.append(_coupling(squeezed, "channel", i % 2 == 1, *args, name=f"s{level}_ch{i}"))
+        if norm == "actnorm":
+            layers.append(fb.ActNorm(4 * c, dtype=dtype, name=f"s{level}_ch{i}_actnorm"))
+    inner = _real_nvp_scale((h // 2, w // 2, 2 * c), level + 1, num_scales, steps, filters,
+                            num_blocks, norm, scale, clamp, cond, dtype)
+    layers.append(fb.FactorOut(inner, split=2 * c, name=f"s{level}_factor_out"))
+    layers.append(fb.Squeeze(name=f"s{level}_unsqueeze"))
+    return tfb.Chain(layers, name=f"scale_{level}")
+
+
+@register_factory("glow")
+def glow(
+    image_shape,
+    *,
+    levels: int = 3,
+    steps_per_level: int = 8,
+    filters: int = 128,
+    num_blocks: int = 1,
+    coupling: str = "affine",
+    lu: bool = True,
+    log_scale_clamp: float | None = 3.0,
+    logit_alpha: float | None = None,
+    conditional_size: int | None = None,
+    seed: int = 0,
+    dtype=tf.float32,
+    name: str = "glow",
+) -> tfd.TransformedDistribution:
+    """Glow (Kingma & Dhariwal 2018, https://arxiv.org/abs/1807.03039) on `[H, W, C]` images.
+
+    Each of `levels` levels squeezes, runs `steps_per_level` steps of (ActNorm, invertible 1x1
+    convolution, channel coupling), then factors out half of the channels (not after the last
+    level). `coupling="affine"` uses Glow's sigmoid scale; `"additive"` the volume-preserving
+    NICE coupling; `"exp"` a soft-clamped exponential scale. `filters` sets the conditioner
+    width. The exit of the flow is the identity at initialisation: no latent rescaling.
+    """
+    shape = _event_shape(image_shape, "image_shape", rank=3)
+    _check_image_levels(shape, levels, "glow")
+    scales = {"affine": "sigmoid", "additive": "additive", "exp": "exp"}
+    if coupling not in scales:
+        raise ValueError(f"`coupling` must be one of {sorted(scales)}; got {coupling!r}.")
+    cfg = dict(filters=filters, num_blocks=num_blocks, scale=scales[coupling],
+               clamp=log_scale_clamp, cond=conditional_size, dtype=dtype)
+
+    def level(k: int, level_shape) -> tfb.Bijector:
+        h, w, c = level_shape
+        squeezed = (h // 2, w // 2, 4 * c)
+        layers = [tfb.Invert(fb.Squeeze(), name=f"l{k}_squeeze")]
+        for i in range(steps_per_level):
+            layers += [
+                fb.ActNorm(4 * c, dtype=dtype, name=f"l{k}_step{i}_actnorm"),
+                fb.Invertible1x1Conv(4 * c, lu=lu, seed=seed + 1000 * k + i, dtype=dtype,
+                                     name=f"l{k}_step{i}_conv"),
+                _coupling(squeezed, "channel", i % 2 == 1, cfg["filters"], cfg["num_blocks"],
+                          cfg["scale"], cfg["clamp"], cfg["cond"], dtype, name=f"l{k}_step{i}_cpl"),
+            ]
+        if k < levels - 1:
+            inner = level(k + 1, (h // 2, w // 2, 2 * c))
+            layers.append(fb.FactorOut(inner, split=2 * c, name=f"l{k}_factor_out"))
+        layers.append(fb.Squeeze(name=f"l{k}_unsqueeze"))
+        return tfb.Chain(layers, name=f"level_{k}")
+
+    return _assemble(shape, [level(0, shape)], logit_alpha, dtype, name)
+
+
+# -- autoregressive flows --------------------------------------------------------------------
+
+
+def _made_stack(dim, num_layers, hidden_units, activation, clamp, cond, dtype, inverse):
+    layers = []
+    cls = fb.InverseAutoregressiveFlow if inverse else fb.MaskedAutoregressiveFlow
+    for i in range(num_layers):
+        made = nn.MADE(
+            dim, hidden_units=tuple(hidden_units), num_params=2, activation=activation,
+            conditional_size=cond, dtype=dtype, name=f"made_{i}",
+        )
+        layers.append(cls(made, log_scale_clamp=clamp, name=f"{'iaf' if inverse else 'maf'}_{i}"))
+        if i < num_layers - 1:
+            layers.append(tfb.Permute(list(range(dim))[::-1], name=f"reverse_{i}"))
+    return layers
+
+
+@register_factory("maf")
+def maf(
+    dim: int,
+    *,
+    num_layers: int = 5,
+    hidden_units: Sequence[int] = (64, 64),
+    activation: str = "relu",
+    log_scale_clamp: float | None = 3.0,
+    conditional_size: int | None = None,
+    dtype=tf.float32,
+    name: str = "maf",
+) -> tfd.TransformedDistribution:
+    """Masked autoregressive flow (Papamakarios et al. 2017, https://arxiv.org/abs/1705.07057).
+
+    `num_layers` MADE-based MAF layers with the order reversed between them. Density evaluation
+    (`log_prob`, training by maximum likelihood) takes one pass per layer; sampling takes `dim`
+    sequential passes per layer. For fast sampling use `iaf`.
+    """
+    (d,) = _event_shape(dim, "dim")
+    layers = _made_stack(d, num_layers, hidden_units, activation, log_scale_clamp,
+                         conditional_size, dtype, inverse=False)
+    return _assemble((d,), layers, None, dtype, name)
+
+
+@register_factory("iaf")
+def iaf(
+    dim: int,
+    *,
+    num_layers: int = 5,
+    hidden_units: Sequence[int] = (64, 64),
+    activation: str = "relu",
+    log_scale_clamp: float | None = 3.0,
+    conditional_size: int | None = None,
+    dtype=tf.float32,
+    name: str = "iaf",
+) -> tfd.TransformedDistribution:
+    """Inverse autoregressive flow (Kingma et al. 2016, https://arxiv.org/abs/1606.04934).
+
+    The mirror image of `maf`: sampling and `experimental_sample_and_log_prob` take one pass per
+    layer (the right choice for variational inference, `reverse_kl`); `log_prob` of new points
+    takes `dim` sequential passes per layer.
+    """
+    (d,) = _event_shape(dim, "dim")
+    layers = _made_stack(d, num_layers, hidden_units, activation, log_scale_clamp,
+                         conditional_size, dtype, inverse=True)
+    return _assemble((d,), layers, None, dtype, name)
+
+
+def _assemble(shape, layers, logit_alpha, dtype, name) -> tfd.TransformedDistribution:
+    if logit_alpha is not None:
+        from tfp_flows.images import LogitTransform
+
+        layers = [LogitTransform(logit_alpha, name="logit"), *layers]
+    return tfd.TransformedDistribution(
+        _standard_normal(shape, dtype), tfb.Chain(layers, name=f"{name}_chain"), name=name
+    )
+
+
+# -- conditional flows -----------------------------------------------------------------------
+
+
+def flow_bijectors(dist_or_bijector) -> list[tfb.Bijector]:
+    """Every bijector in a flow (the chain itself and everything nested in it)."""
+    bijector = getattr(dist_or_bijector, "bijector", dist_or_bijector)
+    return [bijector, *(m for m in bijector.submodules if isinstance(m, tfb.Bijector))]
+
+
+def _takes_condition(bijector) -> bool:
+    return getattr(bijector, "conditional_size", None) is not None
+
+
+def _route(bijector, kwargs) -> dict | None:
+    """The nested kwargs that deliver `kwargs` to every conditional bijector under `bijector`."""
+    if _takes_condition(bijector):
+        return dict(kwargs)
+    if isinstance(bijector, tfb.Chain):
+        routed = {b.name: _route(b, kwargs) for b in bijector.bijectors}
+        routed = {k: v for k, v in routed.items() if v is not None}
+        return routed or None
+    inner = getattr(bijector, "bijector", None)  # tfb.Invert, FactorOut
+    return _route(inner, kwargs) if isinstance(inner, tfb.Bijector) else None
+
+
+def conditional_kwargs(dist_or_bijector, conditional) -> dict:
+    """`bijector_kwargs` that pass `conditional` to every conditional layer of a flow.
+
+    `tfb.Chain` routes keyword arguments by sub-bijector name; this builds that nested dict.
+    Raises `ValueError` if the flow has no conditional layer, so a condition is never ignored.
+    """
+    bijector = getattr(dist_or_bijector, "bijector", dist_or_bijector)
+    routed = _route(bijector, {"conditional": conditional})
+    if routed is None:
+        raise ValueError(
+            "This flow has no conditional layers (build it with `conditional_size=...`); "
+            "refusing to ignore the condition."
+        )
+    return routed
+
+
+class _Conditioned(tfb.Bijector):
+    """A bijector with its keyword arguments bound (used by `condition`)."""
+
+    def __init__(self, bijector, kwargs, name="conditioned"):
+        parameters = dict(locals())
+        self.bijector = bijector
+        self._kwargs = kwargs
+        super().__init__(
+            forward_min_event_ndims=bijector.forward_min_event_ndims,
+            inverse_min_event_ndims=bijector.inverse_min_event_ndims,
+            is_constant_jacobian=bijector.is_constant_jacobian,
+            parameters=parameters,
+            name=name,
+        )
+
+    def _forward(self, x):
+        return self.bijector.forward(x, **self._kwargs)
+
+    def _inverse(self, y):
+        return self.bijector.inverse(y, **self._kwargs)
+
+    def _forward_log_det_jacobian(self, x):
+        return self.bijector.forward_log_det_jacobian(
+            x, event_ndims=self.forward_min_event_ndims, **self._kwargs
+        )
+
+    def _inverse_log_det_jacobian(self, y):
+        return self.bijector.inverse_log_det_jacobian(
+            y, event_ndims=self.inverse_min_event_ndims, **self._kwargs
+        )
+
+    @classmethod
+    def _parameter_properties(cls, dtype):
+        return dict()
+
+
+def condition(dist: tfd.TransformedDistribution, conditional) -> tfd.TransformedDistribution:
+    """The flow `p(x | c)` with `c = conditional` bound: use its `log_prob` and `sample` as usual.
+
+    `conditional` has shape `[..., conditional_size]`, broadcasting against the sample shape.
+    """
+    kwargs = conditional_kwargs(dist, conditional)
+    return tfd.TransformedDistribution(
+        dist.distribution, _Conditioned(dist.bijector, kwargs), name=f"{dist.name}_given_c"
+    )
