@@ -1,12 +1,15 @@
 """One registry of bijector constructors, for the shared property suite in test_properties.py.
 
-Each entry maps a name to `make(dtype) -> (bijector, x)`: a bijector with non-trivial parameters
-(perturbed away from its identity initialisation) and a batch `x` of at least 6 events.
+Each entry maps a name to `make(dtype) -> (bijector, x)` or `make(dtype) -> (bijector, x, kwargs)`:
+a bijector with non-trivial parameters (perturbed away from its identity initialisation), a batch
+`x` of at least 6 events, and optionally a dict of extra `check_bijector` keyword arguments
+(e.g. `{"bijector_kwargs": {"conditional": c}}`).
 """
 
 import tensorflow as tf
 
 from tfp_flows import bijectors as fb
+from tfp_flows import nn
 from tfp_flows.testing import perturb_variables
 
 
@@ -28,7 +31,54 @@ def actnorm_vector(dtype):
     return bij, _normal([6, 5], dtype)
 
 
+def _coupling(conditioner, dtype, **kwargs):
+    bij = fb.AffineCoupling(conditioner, **kwargs)
+    perturb_variables(bij, 0.2)
+    return bij
+
+
+def coupling_half_exp(dtype):
+    net = nn.MLPConditioner(2, 3, hidden_units=(16,), dtype=dtype)
+    return _coupling(net, dtype, mask="half", scale="exp"), _normal([6, 5], dtype)
+
+
+def coupling_half_reverse_sigmoid(dtype):
+    net = nn.MLPConditioner(3, 2, hidden_units=(16,), dtype=dtype)
+    bij = _coupling(net, dtype, mask="half", reverse=True, split=2, scale="sigmoid")
+    return bij, _normal([6, 5], dtype)
+
+
+def coupling_half_additive(dtype):
+    net = nn.MLPConditioner(2, 2, hidden_units=(16,), dtype=dtype)
+    return _coupling(net, dtype, mask="half", scale="additive"), _normal([6, 4], dtype)
+
+
+def coupling_checkerboard_exp(dtype):
+    net = nn.ConvConditioner((4, 4, 2), 2, filters=8, num_blocks=1, dtype=dtype)
+    bij = _coupling(net, dtype, mask="checkerboard", reverse=True, scale="exp")
+    return bij, _normal([6, 4, 4, 2], dtype)
+
+
+def coupling_channel_sigmoid(dtype):
+    net = nn.ConvConditioner((2, 4, 1), 2, filters=8, num_blocks=1, dtype=dtype)
+    bij = _coupling(net, dtype, mask="channel", scale="sigmoid")
+    return bij, _normal([6, 2, 4, 3], dtype)
+
+
+def coupling_half_conditional(dtype):
+    net = nn.MLPConditioner(2, 2, hidden_units=(16,), conditional_size=3, dtype=dtype)
+    bij = _coupling(net, dtype, mask="half", scale="exp")
+    condition = _normal([3], dtype, seed=5)  # one condition, broadcast over every sample shape
+    return bij, _normal([6, 4], dtype), {"bijector_kwargs": {"conditional": condition}}
+
+
 REGISTRY = {
     "actnorm_image": actnorm_image,
     "actnorm_vector": actnorm_vector,
+    "coupling_checkerboard_exp": coupling_checkerboard_exp,
+    "coupling_channel_sigmoid": coupling_channel_sigmoid,
+    "coupling_half_additive": coupling_half_additive,
+    "coupling_half_conditional": coupling_half_conditional,
+    "coupling_half_exp": coupling_half_exp,
+    "coupling_half_reverse_sigmoid": coupling_half_reverse_sigmoid,
 }

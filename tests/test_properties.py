@@ -10,8 +10,9 @@ from tfp_flows.testing import check_bijector
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_bijector_properties(name, dtype):
-    bijector, x = REGISTRY[name](dtype)
-    report = check_bijector(bijector, x, strict_log_det_shape=True)
+    bijector, x, *extra = REGISTRY[name](dtype)
+    kwargs = extra[0] if extra else {}
+    report = check_bijector(bijector, x, strict_log_det_shape=True, **kwargs)
     assert report["num_variables_checked"] == len(bijector.trainable_variables) > 0
 
 
