@@ -139,15 +139,11 @@ class FactorOut(FlowBijector):
 
     def _forward_and_log_det(self, x, **kwargs):
         inner = self._bijector
-        return self._apply(
-            x, inner.forward, inner.forward_log_det_jacobian, "forward", kwargs
-        )
+        return self._apply(x, inner.forward, inner.forward_log_det_jacobian, "forward", kwargs)
 
     def _inverse_and_log_det(self, y, **kwargs):
         inner = self._bijector
-        return self._apply(
-            y, inner.inverse, inner.inverse_log_det_jacobian, "inverse", kwargs
-        )
+        return self._apply(y, inner.inverse, inner.inverse_log_det_jacobian, "inverse", kwargs)
 
 
 def _collect(module: tf.Module, attribute: str) -> list:

@@ -106,7 +106,8 @@ class Invertible1x1Conv(FlowBijector):
                 self.sign = self._add_variable(
                     "sign", np.sign(diag).astype(np_dtype), trainable=False
                 )
-                self.log_scale = self._add_variable("log_scale", np.log(np.abs(diag)).astype(np_dtype))
+                log_abs_diag = np.log(np.abs(diag)).astype(np_dtype)
+                self.log_scale = self._add_variable("log_scale", log_abs_diag)
             else:
                 self.weight = self._add_variable("weight", rotation.astype(np_dtype))
 
@@ -153,8 +154,9 @@ class Invertible1x1Conv(FlowBijector):
 
     def _forward_and_log_det(self, x):
         w = self.weight_matrix
-        y = tf.reshape(tf.matmul(tf.reshape(x, [-1, self._num_channels]), w, transpose_b=True),
-                       tf.shape(x))
+        y = tf.reshape(
+            tf.matmul(tf.reshape(x, [-1, self._num_channels]), w, transpose_b=True), tf.shape(x)
+        )
         if self._lu:
             log_abs_det = tf.reduce_sum(self.log_scale)
         else:
