@@ -7,10 +7,13 @@ a bijector with non-trivial parameters (perturbed away from its identity initial
 """
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_flows import bijectors as fb
 from tfp_flows import nn
 from tfp_flows.testing import perturb_variables
+
+tfb = tfp.bijectors
 
 
 def _normal(shape, dtype, seed=0, scale=1.0, loc=0.0):
@@ -72,6 +75,45 @@ def coupling_half_conditional(dtype):
     return bij, _normal([6, 4], dtype), {"bijector_kwargs": {"conditional": condition}}
 
 
+def conv1x1_lu(dtype):
+    bij = fb.Invertible1x1Conv(3, seed=2, dtype=dtype)  # a 3-cycle permutation
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 4, 4, 3], dtype)
+
+
+def conv1x1_plain(dtype):
+    bij = fb.Invertible1x1Conv(3, lu=False, seed=2, dtype=dtype)
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 4, 4, 3], dtype)
+
+
+def conv1x1_vector(dtype):
+    bij = fb.Invertible1x1Conv(5, event_ndims=1, seed=3, dtype=dtype)
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 5], dtype)
+
+
+def squeeze(dtype):
+    # Channels divisible by 4, so `x` is also a valid input of the inverse (depth-to-space).
+    return fb.Squeeze(), _normal([6, 4, 4, 4], dtype), {"require_variables": False}
+
+
+def factor_out(dtype):
+    # The inner flow squeezes [4, 4, 2] -> [2, 2, 8], runs its steps and un-squeezes back.
+    inner = tfb.Chain(
+        [
+            tfb.Invert(fb.Squeeze()),
+            fb.Invertible1x1Conv(8, seed=4, dtype=dtype),
+            fb.ActNorm(8, dtype=dtype),
+            fb.Squeeze(),
+        ]
+    )
+    bij = fb.FactorOut(inner, split=2)
+    bij.inverse(_normal([16, 4, 4, 4], dtype, seed=5, scale=2.0, loc=0.5))  # ActNorm init
+    perturb_variables(bij, 0.2)
+    return bij, _normal([6, 4, 4, 4], dtype)
+
+
 REGISTRY = {
     "actnorm_image": actnorm_image,
     "actnorm_vector": actnorm_vector,
@@ -81,4 +123,9 @@ REGISTRY = {
     "coupling_half_conditional": coupling_half_conditional,
     "coupling_half_exp": coupling_half_exp,
     "coupling_half_reverse_sigmoid": coupling_half_reverse_sigmoid,
+    "conv1x1_lu": conv1x1_lu,
+    "conv1x1_plain": conv1x1_plain,
+    "conv1x1_vector": conv1x1_vector,
+    "factor_out": factor_out,
+    "squeeze": squeeze,
 }

@@ -152,18 +152,39 @@ def real_nvp(
     """
     shape = _event_shape(event_shape, "event_shape")
     if normalization not in (None, "actnorm", "batchnorm"):
-        raise ValueError(f"`normalization` must be None, 'actnorm' or 'batchnorm'; got {normalization!r}.")
+        raise ValueError(
+            f"`normalization` must be None, 'actnorm' or 'batchnorm'; got {normalization!r}."
+        )
     if len(shape) == 1:
         if shape[0] < 2:
             raise ValueError(f"Real NVP needs at least 2 dimensions to split; got {shape}.")
         layers = _vector_coupling_flow(
-            shape[0], num_layers, tuple(hidden_units), normalization, scale, log_scale_clamp,
-            conditional_size, dtype,
+            shape[0],
+            num_layers,
+            tuple(hidden_units),
+            normalization,
+            scale,
+            log_scale_clamp,
+            conditional_size,
+            dtype,
         )
     elif len(shape) == 3:
         _check_image_levels(shape, num_scales - 1 if num_scales > 1 else 0, "real_nvp")
-        layers = [_real_nvp_scale(shape, 0, num_scales, steps_per_scale, filters, num_blocks,
-                                  normalization, scale, log_scale_clamp, conditional_size, dtype)]
+        layers = [
+            _real_nvp_scale(
+                shape,
+                0,
+                num_scales,
+                steps_per_scale,
+                filters,
+                num_blocks,
+                normalization,
+                scale,
+                log_scale_clamp,
+                conditional_size,
+                dtype,
+            )
+        ]
     else:
         raise ValueError(f"`event_shape` must be [D] or [H, W, C]; got {shape}.")
     return _assemble(shape, layers, logit_alpha, dtype, name)
@@ -177,16 +198,22 @@ def _coupling(shape, mask, reverse, filters, num_blocks, scale, clamp, cond, dty
         kept = channels // 2 if not reverse else channels - channels // 2
         in_shape, out_channels = (height, width, kept), channels - kept
     conditioner = nn.ConvConditioner(
-        in_shape, out_channels, filters=filters, num_blocks=num_blocks,
-        conditional_size=cond, dtype=dtype, name=f"{name}_net",
+        in_shape,
+        out_channels,
+        filters=filters,
+        num_blocks=num_blocks,
+        conditional_size=cond,
+        dtype=dtype,
+        name=f"{name}_net",
     )
     return fb.AffineCoupling(
         conditioner, mask=mask, reverse=reverse, scale=scale, log_scale_clamp=clamp, name=name
     )
 
 
-def _real_nvp_scale(shape, level, num_scales, steps, filters, num_blocks, norm, scale, clamp,
-                    cond, dtype):
+def _real_nvp_scale(
+    shape, level, num_scales, steps, filters, num_blocks, norm, scale, clamp, cond, dtype
+):
     h, w, c = shape
     args = (filters, num_blocks, scale, clamp, cond, dtype)
     last = level == num_scales - 1
@@ -203,8 +230,19 @@ def _real_nvp_scale(shape, level, num_scales, steps, filters, num_blocks, norm, 
         layers.append(_coupling(squeezed, "channel", i % 2 == 1, *args, name=f"s{level}_ch{i}"))
         if norm == "actnorm":
             layers.append(fb.ActNorm(4 * c, dtype=dtype, name=f"s{level}_ch{i}_actnorm"))
-    inner = _real_nvp_scale((h // 2, w // 2, 2 * c), level + 1, num_scales, steps, filters,
-                            num_blocks, norm, scale, clamp, cond, dtype)
+    inner = _real_nvp_scale(
+        (h // 2, w // 2, 2 * c),
+        level + 1,
+        num_scales,
+        steps,
+        filters,
+        num_blocks,
+        norm,
+        scale,
+        clamp,
+        cond,
+        dtype,
+    )
     layers.append(fb.FactorOut(inner, split=2 * c, name=f"s{level}_factor_out"))
     layers.append(fb.Squeeze(name=f"s{level}_unsqueeze"))
     return tfb.Chain(layers, name=f"scale_{level}")
@@ -240,8 +278,14 @@ def glow(
     scales = {"affine": "sigmoid", "additive": "additive", "exp": "exp"}
     if coupling not in scales:
         raise ValueError(f"`coupling` must be one of {sorted(scales)}; got {coupling!r}.")
-    cfg = dict(filters=filters, num_blocks=num_blocks, scale=scales[coupling],
-               clamp=log_scale_clamp, cond=conditional_size, dtype=dtype)
+    cfg = dict(
+        filters=filters,
+        num_blocks=num_blocks,
+        scale=scales[coupling],
+        clamp=log_scale_clamp,
+        cond=conditional_size,
+        dtype=dtype,
+    )
 
     def level(k: int, level_shape) -> tfb.Bijector:
         h, w, c = level_shape
@@ -250,10 +294,21 @@ def glow(
         for i in range(steps_per_level):
             layers += [
                 fb.ActNorm(4 * c, dtype=dtype, name=f"l{k}_step{i}_actnorm"),
-                fb.Invertible1x1Conv(4 * c, lu=lu, seed=seed + 1000 * k + i, dtype=dtype,
-                                     name=f"l{k}_step{i}_conv"),
-                _coupling(squeezed, "channel", i % 2 == 1, cfg["filters"], cfg["num_blocks"],
-                          cfg["scale"], cfg["clamp"], cfg["cond"], dtype, name=f"l{k}_step{i}_cpl"),
+                fb.Invertible1x1Conv(
+                    4 * c, lu=lu, seed=seed + 1000 * k + i, dtype=dtype, name=f"l{k}_step{i}_conv"
+                ),
+                _coupling(
+                    squeezed,
+                    "channel",
+                    i % 2 == 1,
+                    cfg["filters"],
+                    cfg["num_blocks"],
+                    cfg["scale"],
+                    cfg["clamp"],
+                    cfg["cond"],
+                    dtype,
+                    name=f"l{k}_step{i}_cpl",
+                ),
             ]
         if k < levels - 1:
             inner = level(k + 1, (h // 2, w // 2, 2 * c))
@@ -272,8 +327,13 @@ def _made_stack(dim, num_layers, hidden_units, activation, clamp, cond, dtype, i
     cls = fb.InverseAutoregressiveFlow if inverse else fb.MaskedAutoregressiveFlow
     for i in range(num_layers):
         made = nn.MADE(
-            dim, hidden_units=tuple(hidden_units), num_params=2, activation=activation,
-            conditional_size=cond, dtype=dtype, name=f"made_{i}",
+            dim,
+            hidden_units=tuple(hidden_units),
+            num_params=2,
+            activation=activation,
+            conditional_size=cond,
+            dtype=dtype,
+            name=f"made_{i}",
         )
         layers.append(cls(made, log_scale_clamp=clamp, name=f"{'iaf' if inverse else 'maf'}_{i}"))
         if i < num_layers - 1:
@@ -300,8 +360,16 @@ def maf(
     sequential passes per layer. For fast sampling use `iaf`.
     """
     (d,) = _event_shape(dim, "dim")
-    layers = _made_stack(d, num_layers, hidden_units, activation, log_scale_clamp,
-                         conditional_size, dtype, inverse=False)
+    layers = _made_stack(
+        d,
+        num_layers,
+        hidden_units,
+        activation,
+        log_scale_clamp,
+        conditional_size,
+        dtype,
+        inverse=False,
+    )
     return _assemble((d,), layers, None, dtype, name)
 
 
@@ -324,8 +392,16 @@ def iaf(
     takes `dim` sequential passes per layer.
     """
     (d,) = _event_shape(dim, "dim")
-    layers = _made_stack(d, num_layers, hidden_units, activation, log_scale_clamp,
-                         conditional_size, dtype, inverse=True)
+    layers = _made_stack(
+        d,
+        num_layers,
+        hidden_units,
+        activation,
+        log_scale_clamp,
+        conditional_size,
+        dtype,
+        inverse=True,
+    )
     return _assemble((d,), layers, None, dtype, name)
 
 

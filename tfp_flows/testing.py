@@ -8,7 +8,8 @@
 * `forward_log_det_jacobian(x)` equal to `log|det J|` of the autodiff Jacobian of the flattened
   event (`batch_jacobian` and `slogdet`), and the same for the inverse;
 * `fldj(x) == -ildj(forward(x))`;
-* output and log-det shapes for sample shapes `[]`, `[3]` and `[2, 3]`;
+* output and log-det shapes for sample shapes `[]`, `[3]` and `[2, 3]`, and output event shapes
+  equal to `forward_event_shape` / `inverse_event_shape` (a squeeze may change the shape);
 * eager, `tf.function` and `tf.function(jit_compile=True)` agree;
 * gradients of a log-likelihood-like loss are finite and non-zero for every trainable variable.
 
@@ -53,7 +54,10 @@ def perturb_variables(bijector: tf.Module, scale: float = 0.1, seed: int = 0) ->
 
 
 def autodiff_log_det_jacobian(fn, x: tf.Tensor, event_ndims: int) -> tf.Tensor:
-    """`log|det J_fn(x)|` per batch member, from the autodiff Jacobian of the flattened event."""
+    """`log|det J_fn(x)|` per batch member, from the autodiff Jacobian of the flattened event.
+
+    `fn` may change the event shape (e.g. a squeeze), as long as it keeps the event size.
+    """
     x = tf.convert_to_tensor(x)
     event_shape = x.shape[x.shape.rank - event_ndims :]
     batch_shape = tf.shape(x)[: x.shape.rank - event_ndims]
@@ -106,7 +110,9 @@ def check_bijector(
 
     Args:
       bijector: the bijector to check, with non-trivial parameters (see `perturb_variables`).
-      x: a batch of at least 6 events, shape `[N, *event_shape]`, in the forward domain.
+      x: a batch of at least 6 events, shape `[N, *event_shape]`, in the forward domain. The
+        inverse-direction checks also run on `x`, so for a shape-changing bijector pick an
+        event shape valid in both directions (for a squeeze, channels divisible by 4).
       event_ndims: event rank; defaults to `bijector.forward_min_event_ndims`.
       rtol, atol: tolerances; default 1e-8 for float64 and 1e-4 for float32.
       sample_shapes: leading shapes to test; each is filled with events from `x`.
@@ -154,7 +160,23 @@ def check_bijector(
         raise AssertionError(f"forward changed dtype {dtype} -> {y.dtype}")
     if require_variables and not bijector.trainable_variables:
         raise AssertionError(f"{bijector.name}: no trainable variables are reachable")
-    if require_non_identity and np.allclose(y.numpy(), x.numpy(), rtol=0, atol=10 * atol):
+    # Shape-changing bijectors (e.g. a squeeze) must report their output event shape.
+    y_event_shape = y.shape[1:]
+    if bijector.forward_event_shape(event_shape) != y_event_shape:
+        raise AssertionError(
+            f"forward_event_shape({event_shape}) = {bijector.forward_event_shape(event_shape)}, "
+            f"but forward maps it to {y_event_shape}"
+        )
+    if bijector.inverse_event_shape(y_event_shape) != event_shape:
+        raise AssertionError(
+            f"inverse_event_shape({y_event_shape}) = "
+            f"{bijector.inverse_event_shape(y_event_shape)}; expected {event_shape}"
+        )
+    if (
+        require_non_identity
+        and y.shape == x.shape
+        and np.allclose(y.numpy(), x.numpy(), rtol=0, atol=10 * atol)
+    ):
         raise AssertionError(
             f"{bijector.name}: forward(x) == x; perturb the parameters so the checks can fail"
         )
@@ -191,7 +213,7 @@ def check_bijector(
         n = math.prod(shape)
         xs = tf.reshape(x[:n], [*shape, *event_shape])
         ys = fwd(xs)
-        if ys.shape != xs.shape:
+        if ys.shape != [*shape, *y_event_shape]:
             raise AssertionError(f"forward: shape {ys.shape} for input {xs.shape}")
         for name, value in (("fldj", fldj(xs)), ("ildj", ildj(ys))):
             if tuple(value.shape) != tuple(shape) and not (loose and value.shape.rank == 0):

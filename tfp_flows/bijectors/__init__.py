@@ -3,11 +3,17 @@
 from tfp_flows.bijectors._base import FlowBijector, soft_clamp
 from tfp_flows.bijectors.actnorm import ActNorm, initialize_actnorm
 from tfp_flows.bijectors.affine_coupling import AffineCoupling
+from tfp_flows.bijectors.factor_out import FactorOut
+from tfp_flows.bijectors.invertible_conv import Invertible1x1Conv
+from tfp_flows.bijectors.squeeze import Squeeze
 
 __all__ = [
     "ActNorm",
     "AffineCoupling",
+    "FactorOut",
     "FlowBijector",
+    "Invertible1x1Conv",
+    "Squeeze",
     "initialize_actnorm",
     "soft_clamp",
 ]
