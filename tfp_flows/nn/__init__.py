@@ -1,3 +1,5 @@
 """Keras 3 networks for flows: MADE and coupling conditioners."""
 
-__all__ = []
+from tfp_flows.nn.made import MADE
+
+__all__ = ["MADE"]
