@@ -1,12 +1,15 @@
 """One registry of bijector constructors, for the shared property suite in test_properties.py.
 
-Each entry maps a name to `make(dtype) -> (bijector, x)`: a bijector with non-trivial parameters
-(perturbed away from its identity initialisation) and a batch `x` of at least 6 events.
+Each entry maps a name to `make(dtype) -> (bijector, x)` or `make(dtype) -> (bijector, x, kwargs)`:
+a bijector with non-trivial parameters (perturbed away from its identity initialisation), a batch
+`x` of at least 6 events and, optionally, keyword arguments for every bijector call (e.g. a
+conditional input, which must broadcast against any sample shape).
 """
 
 import tensorflow as tf
 
 from tfp_flows import bijectors as fb
+from tfp_flows import nn
 from tfp_flows.testing import perturb_variables
 
 
@@ -28,7 +31,39 @@ def actnorm_vector(dtype):
     return bij, _normal([6, 5], dtype)
 
 
+def maf(dtype):
+    bij = fb.MaskedAutoregressiveFlow(nn.MADE(4, (8, 8), dtype=dtype.name))
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 4], dtype)
+
+
+def maf_random_order(dtype):
+    made = nn.MADE(5, (8,), input_order="random", hidden_degrees="random", seed=1, dtype=dtype.name)
+    bij = fb.MaskedAutoregressiveFlow(made, log_scale_clamp=None)
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 5], dtype)
+
+
+def maf_conditional(dtype):
+    made = nn.MADE(4, (8,), conditional_size=3, dtype=dtype.name)
+    bij = fb.MaskedAutoregressiveFlow(made)
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 4], dtype), {"conditional": _normal([3], dtype, seed=5)}
+
+
+def iaf(dtype):
+    bij = fb.InverseAutoregressiveFlow(
+        nn.MADE(4, (8, 8), input_order="right-to-left", dtype=dtype.name)
+    )
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 4], dtype)
+
+
 REGISTRY = {
     "actnorm_image": actnorm_image,
     "actnorm_vector": actnorm_vector,
+    "iaf": iaf,
+    "maf": maf,
+    "maf_conditional": maf_conditional,
+    "maf_random_order": maf_random_order,
 }

@@ -7,11 +7,14 @@ from registry import REGISTRY
 from tfp_flows.testing import check_bijector
 
 
+# The suite runs every direction on new points on purpose, slow paths included (an IAF's inverse).
+@pytest.mark.filterwarnings("ignore::tfp_flows.bijectors.PerformanceWarning")
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_bijector_properties(name, dtype):
-    bijector, x = REGISTRY[name](dtype)
-    report = check_bijector(bijector, x, strict_log_det_shape=True)
+    bijector, x, *kwargs = REGISTRY[name](dtype)  # an optional third element: bijector kwargs
+    kwargs = kwargs[0] if kwargs else None
+    report = check_bijector(bijector, x, strict_log_det_shape=True, bijector_kwargs=kwargs)
     assert report["num_variables_checked"] == len(bijector.trainable_variables) > 0
 
 

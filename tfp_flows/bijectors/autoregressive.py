@@ -11,6 +11,13 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+# `tfb.Invert(b)` returns an instance of this non-`CompositeTensor` base class whenever `b` is not
+# a `CompositeTensor` (as a MAF holding a Keras network is not). Subclassing the public
+# `tfb.Invert` instead would make the IAF a `CompositeTensor` with no tensor components, and
+# `tf.Module` expands composites instead of walking them: a `tfb.Chain` or distribution holding
+# the IAF would lose its variables.
+from tensorflow_probability.python.bijectors.invert import _Invert
+
 from tfp_flows.bijectors._base import FlowBijector, soft_clamp
 
 tfb = tfp.bijectors
@@ -214,7 +221,7 @@ class _SequentialMAF(MaskedAutoregressiveFlow):
         return super()._forward_and_log_det(x, conditional=conditional)
 
 
-class InverseAutoregressiveFlow(tfb.Invert):
+class InverseAutoregressiveFlow(_Invert):
     r"""Inverse autoregressive flow: the inverse of a `MaskedAutoregressiveFlow`.
 
     With `(shift, s) = conditioner(x)` autoregressive in `x`:
@@ -229,8 +236,10 @@ class InverseAutoregressiveFlow(tfb.Invert):
     `x` one dimension at a time, `D` passes; the first time that runs, a `PerformanceWarning` is
     emitted. A MAF is the reverse: density in one pass, sampling in `D`.
 
-    It is `tfb.Invert(MaskedAutoregressiveFlow(...))`, so the two share one implementation;
-    `trainable_variables`, `keras_layers` and `keras_variables` reach the conditioner's.
+    It is `tfb.Invert(MaskedAutoregressiveFlow(...))` (an instance of TFP's non-composite
+    `Invert` base class, which is what `tfb.Invert` returns for a bijector holding a Keras
+    network), so the two share one implementation; `trainable_variables`, `keras_layers` and
+    `keras_variables` reach the conditioner's, also through a `tfb.Chain` or a distribution.
 
     Args:
       conditioner: as for `MaskedAutoregressiveFlow` (a MADE, or a callable returning
