@@ -126,6 +126,8 @@ class MADE(keras.layers.Layer):
         return self.degrees[0]
 
     def build(self, input_shape):
+        if getattr(self, "_kernels", None):  # built in __init__; Keras may call build again
+            return
         p, c = self.num_params, self.conditional_size or 0
         # Kernel masks: the autoregressive masks with ones for the conditional rows, and the
         # output mask repeated per param so column d * P + j belongs to dimension d, param j.
@@ -145,7 +147,7 @@ class MADE(keras.layers.Layer):
             self._biases.append(
                 self.add_weight(shape=(fan_out,), initializer="zeros", name=f"bias_{i}")
             )
-            self._kernel_masks.append(mask.astype(self.compute_dtype))
+            self._kernel_masks.append(tf.constant(mask, dtype=self.compute_dtype))
 
     def call(self, x, conditional=None):
         x = tf.convert_to_tensor(x, dtype=self.compute_dtype)
