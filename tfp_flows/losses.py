@@ -95,15 +95,16 @@ def check_data(dist: tfd.Distribution, x, *, name: str = "x") -> tf.Tensor:
             f"{name} is a {x_dtype.name} tensor; the flow computes in {dist.dtype.name}. Cast it "
             "(tf.cast) or build the flow with the matching `dtype=`."
         )
+    concrete = None if tf.is_symbolic_tensor(x) else x  # values known now (eager, NumPy)
     x = tf.convert_to_tensor(x, dtype=dist.dtype)
     check_event_shape(dist, x.shape, name=name)
-    if not tf.is_symbolic_tensor(x):  # concrete values (eager): check them
-        finite = tf.math.is_finite(x)
-        if not bool(tf.reduce_all(finite)):
-            bad = int(tf.size(x)) - int(tf.math.count_nonzero(finite))
-            raise ValueError(f"{name} has {bad} non-finite values (NaN or inf).")
-        if isinstance(_data_end_bijector(dist), LogitTransform) and int(tf.size(x)):
-            low, high = float(tf.reduce_min(x)), float(tf.reduce_max(x))
+    if concrete is not None:
+        values = np.asarray(concrete)
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise ValueError(f"{name} has {int((~finite).sum())} non-finite values (NaN or inf).")
+        if values.size and isinstance(_data_end_bijector(dist), LogitTransform):
+            low, high = float(values.min()), float(values.max())
             if low < 0.0 or high > 1.0:
                 raise ValueError(
                     f"{name} has values in [{low:g}, {high:g}], but this flow's logit "
