@@ -1,6 +1,15 @@
 """tfp_flows: normalizing flows (Real NVP, Glow, MAF/IAF) for TensorFlow Probability."""
 
-from tfp_flows import bijectors, nn, testing
+from tfp_flows import bijectors, datasets, flows, images, losses, nn, testing
 from tfp_flows._version import __version__
 
-__all__ = ["__version__", "bijectors", "nn", "testing"]
+__all__ = [
+    "__version__",
+    "bijectors",
+    "datasets",
+    "flows",
+    "images",
+    "losses",
+    "nn",
+    "testing",
+]

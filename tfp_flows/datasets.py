@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["entropy", "two_moons", "two_moons_log_prob"]
+__all__ = [
+    "entropy",
+    "gaussian_mixture",
+    "gaussian_mixture_log_prob",
+    "two_moons",
+    "two_moons_log_prob",
+]
 
 
 def _moon_curves(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +65,41 @@ def two_moons_log_prob(x: np.ndarray, *, noise: float = 0.1, num_points: int = 1
             peak[:, 0] + np.log(np.exp(log_k - peak).sum(axis=1)) - np.log(2 * num_points)
         )
     return out
+
+
+# Three overlapping, correlated components: a smooth, skewed, non-Gaussian 2-D density.
+_MIXTURE_WEIGHTS = np.array([0.5, 0.3, 0.2])
+_MIXTURE_MEANS = np.array([[-1.0, 0.0], [1.0, 0.5], [0.0, -1.2]])
+_MIXTURE_CHOLESKY = np.array(
+    [
+        [[0.7, 0.0], [0.3, 0.5]],
+        [[0.5, 0.0], [-0.2, 0.6]],
+        [[0.4, 0.0], [0.0, 0.4]],
+    ]
+)
+
+
+def gaussian_mixture(n: int, *, seed: int = 0) -> np.ndarray:
+    """Samples of a fixed mixture of three overlapping, correlated 2-D Gaussians."""
+    rng = np.random.default_rng(seed)
+    k = rng.choice(len(_MIXTURE_WEIGHTS), size=n, p=_MIXTURE_WEIGHTS)
+    eps = rng.normal(size=(n, 2))
+    x = _MIXTURE_MEANS[k] + np.einsum("nij,nj->ni", _MIXTURE_CHOLESKY[k], eps)
+    return x.astype(np.float32)
+
+
+def gaussian_mixture_log_prob(x: np.ndarray) -> np.ndarray:
+    """Exact log-density of `gaussian_mixture`, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    diff = x[:, None, :] - _MIXTURE_MEANS[None]  # [n, K, 2]
+    # Solve L u = diff for the lower-triangular 2x2 factors.
+    l00, l10, l11 = (_MIXTURE_CHOLESKY[:, i, j] for i, j in ((0, 0), (1, 0), (1, 1)))
+    u0 = diff[..., 0] / l00
+    u1 = (diff[..., 1] - l10 * u0) / l11
+    log_det = np.log(l00) + np.log(l11)
+    log_k = -0.5 * (u0**2 + u1**2) - log_det - np.log(2.0 * np.pi) + np.log(_MIXTURE_WEIGHTS)
+    peak = log_k.max(axis=1)
+    return peak + np.log(np.exp(log_k - peak[:, None]).sum(axis=1))
 
 
 def entropy(sample_fn, log_prob_fn, *, n: int = 100_000, seed: int = 12345) -> tuple[float, float]:

@@ -75,14 +75,31 @@ def _event_shape(value, what: str, rank: int | None = None) -> tuple[int, ...]:
     return shape
 
 
-def _check_image_levels(shape: tuple[int, int, int], levels: int, what: str) -> None:
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ValueError(f"`{what}` must be a positive integer; got {value!r}.")
+    if int(value) < 1:
+        raise ValueError(f"`{what}` must be a positive integer; got {value!r}.")
+    return int(value)
+
+
+def _check_image_levels(shape: tuple[int, int, int], levels: int, what: str, arg: str) -> None:
+    """H and W must halve `levels` times (squeezes, or a last checkerboard mask) and stay whole."""
     height, width, _ = shape
     factor = 2**levels
-    if levels < 1 or height % factor or width % factor:
+    if height % factor or width % factor:
         raise ValueError(
-            f"{what}: an image of shape {shape} cannot be squeezed {levels} times (H and W must "
-            f"be divisible by 2**levels = {factor})."
+            f"{what}: `{arg}`={levels} needs H and W divisible by 2**{levels} = {factor}; the "
+            f"image shape {shape} is not. Use fewer levels or pad the images."
         )
+
+
+def _normalization_layer(kind: str | None, channels: int, event_ndims: int, dtype, name: str):
+    if kind == "actnorm":
+        return [fb.ActNorm(channels, event_ndims=event_ndims, dtype=dtype, name=f"{name}_actnorm")]
+    if kind == "batchnorm":
+        return [tfb.BatchNormalization(name=f"{name}_batchnorm")]
+    return []
 
 
 # -- vector flows ----------------------------------------------------------------------------
@@ -113,10 +130,8 @@ def _vector_coupling_flow(dim, num_layers, hidden_units, normalization, scale, c
                 name=f"coupling_{i}",
             )
         )
-        if normalization == "actnorm" and i < num_layers - 1:
-            layers.append(fb.ActNorm(dim, event_ndims=1, dtype=dtype, name=f"actnorm_{i}"))
-        elif normalization == "batchnorm" and i < num_layers - 1:
-            layers.append(tfb.BatchNormalization(name=f"batchnorm_{i}"))
+        if i < num_layers - 1:
+            layers += _normalization_layer(normalization, dim, 1, dtype, f"norm_{i}")
     return layers
 
 
@@ -160,7 +175,7 @@ def real_nvp(
             raise ValueError(f"Real NVP needs at least 2 dimensions to split; got {shape}.")
         layers = _vector_coupling_flow(
             shape[0],
-            num_layers,
+            _positive_int(num_layers, "num_layers"),
             tuple(hidden_units),
             normalization,
             scale,
@@ -169,13 +184,15 @@ def real_nvp(
             dtype,
         )
     elif len(shape) == 3:
-        _check_image_levels(shape, num_scales - 1 if num_scales > 1 else 0, "real_nvp")
+        num_scales = _positive_int(num_scales, "num_scales")
+        # Each scale but the last squeezes; the last one's checkerboard needs even H and W.
+        _check_image_levels(shape, num_scales, "real_nvp", "num_scales")
         layers = [
             _real_nvp_scale(
                 shape,
                 0,
                 num_scales,
-                steps_per_scale,
+                _positive_int(steps_per_scale, "steps_per_scale"),
                 filters,
                 num_blocks,
                 normalization,
@@ -220,16 +237,14 @@ def _real_nvp_scale(
     layers = []
     for i in range(steps + 1 if last else steps):
         layers.append(_coupling(shape, "checkerboard", i % 2 == 1, *args, name=f"s{level}_cb{i}"))
-        if norm == "actnorm":
-            layers.append(fb.ActNorm(c, dtype=dtype, name=f"s{level}_cb{i}_actnorm"))
+        layers += _normalization_layer(norm, c, 3, dtype, f"s{level}_cb{i}")
     if last:
         return tfb.Chain(layers, name=f"scale_{level}")
     squeezed = (h // 2, w // 2, 4 * c)
     layers.append(tfb.Invert(fb.Squeeze(), name=f"s{level}_squeeze"))
     for i in range(steps):
         layers.append(_coupling(squeezed, "channel", i % 2 == 1, *args, name=f"s{level}_ch{i}"))
-        if norm == "actnorm":
-            layers.append(fb.ActNorm(4 * c, dtype=dtype, name=f"s{level}_ch{i}_actnorm"))
+        layers += _normalization_layer(norm, 4 * c, 3, dtype, f"s{level}_ch{i}")
     inner = _real_nvp_scale(
         (h // 2, w // 2, 2 * c),
         level + 1,
@@ -274,7 +289,9 @@ def glow(
     width. The exit of the flow is the identity at initialisation: no latent rescaling.
     """
     shape = _event_shape(image_shape, "image_shape", rank=3)
-    _check_image_levels(shape, levels, "glow")
+    levels = _positive_int(levels, "levels")
+    steps_per_level = _positive_int(steps_per_level, "steps_per_level")
+    _check_image_levels(shape, levels, "glow", "levels")
     scales = {"affine": "sigmoid", "additive": "additive", "exp": "exp"}
     if coupling not in scales:
         raise ValueError(f"`coupling` must be one of {sorted(scales)}; got {coupling!r}.")
@@ -362,7 +379,7 @@ def maf(
     (d,) = _event_shape(dim, "dim")
     layers = _made_stack(
         d,
-        num_layers,
+        _positive_int(num_layers, "num_layers"),
         hidden_units,
         activation,
         log_scale_clamp,
@@ -394,7 +411,7 @@ def iaf(
     (d,) = _event_shape(dim, "dim")
     layers = _made_stack(
         d,
-        num_layers,
+        _positive_int(num_layers, "num_layers"),
         hidden_units,
         activation,
         log_scale_clamp,
@@ -409,7 +426,7 @@ def _assemble(shape, layers, logit_alpha, dtype, name) -> tfd.TransformedDistrib
     if logit_alpha is not None:
         from tfp_flows.images import LogitTransform
 
-        layers = [LogitTransform(logit_alpha, name="logit"), *layers]
+        layers = [LogitTransform(logit_alpha, dtype=dtype, name="logit"), *layers]
     return tfd.TransformedDistribution(
         _standard_normal(shape, dtype), tfb.Chain(layers, name=f"{name}_chain"), name=name
     )
@@ -456,48 +473,74 @@ def conditional_kwargs(dist_or_bijector, conditional) -> dict:
     return routed
 
 
-class _Conditioned(tfb.Bijector):
-    """A bijector with its keyword arguments bound (used by `condition`)."""
+class _Conditioned(fb.FlowBijector):
+    """A bijector with its keyword arguments bound (used by `condition`).
 
-    def __init__(self, bijector, kwargs, name="conditioned"):
+    A `FlowBijector`, so the log-det computed with each transform is cached: the inner chain's
+    layers cache theirs too, and `experimental_sample_and_log_prob` runs each network once.
+    """
+
+    def __init__(self, bijector: tfb.Bijector, kwargs: dict, name: str = "conditioned"):
         parameters = dict(locals())
-        self.bijector = bijector
-        self._kwargs = kwargs
         super().__init__(
             forward_min_event_ndims=bijector.forward_min_event_ndims,
             inverse_min_event_ndims=bijector.inverse_min_event_ndims,
             is_constant_jacobian=bijector.is_constant_jacobian,
+            dtype=bijector.dtype,
             parameters=parameters,
             name=name,
         )
+        self.bijector = bijector
+        self._kwargs = kwargs
 
-    def _forward(self, x):
-        return self.bijector.forward(x, **self._kwargs)
+    # TFP's cache hashes a bijector by its parameters, recursively: for a whole flow and a nested
+    # dict of tensors, on every lookup. A bound flow is only ever equal to itself.
+    def __hash__(self):
+        return id(self)
 
-    def _inverse(self, y):
-        return self.bijector.inverse(y, **self._kwargs)
+    def __eq__(self, other):
+        return self is other
 
-    def _forward_log_det_jacobian(self, x):
-        return self.bijector.forward_log_det_jacobian(
-            x, event_ndims=self.forward_min_event_ndims, **self._kwargs
-        )
+    def _forward_and_log_det(self, x):
+        y = self.bijector.forward(x, **self._kwargs)
+        ndims = self.forward_min_event_ndims
+        return y, self.bijector.forward_log_det_jacobian(x, event_ndims=ndims, **self._kwargs)
 
-    def _inverse_log_det_jacobian(self, y):
-        return self.bijector.inverse_log_det_jacobian(
-            y, event_ndims=self.inverse_min_event_ndims, **self._kwargs
-        )
+    def _inverse_and_log_det(self, y):
+        x = self.bijector.inverse(y, **self._kwargs)
+        ndims = self.inverse_min_event_ndims
+        return x, self.bijector.inverse_log_det_jacobian(y, event_ndims=ndims, **self._kwargs)
 
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return dict()
+    def _forward_event_shape(self, input_shape):
+        return self.bijector.forward_event_shape(input_shape)
+
+    def _inverse_event_shape(self, output_shape):
+        return self.bijector.inverse_event_shape(output_shape)
+
+    def _forward_event_shape_tensor(self, input_shape):
+        return self.bijector.forward_event_shape_tensor(input_shape)
+
+    def _inverse_event_shape_tensor(self, output_shape):
+        return self.bijector.inverse_event_shape_tensor(output_shape)
 
 
 def condition(dist: tfd.TransformedDistribution, conditional) -> tfd.TransformedDistribution:
     """The flow `p(x | c)` with `c = conditional` bound: use its `log_prob` and `sample` as usual.
 
-    `conditional` has shape `[..., conditional_size]`, broadcasting against the sample shape.
+    `conditional` has shape `[*batch, conditional_size]`; the result has batch shape `batch`, so
+    `sample(n)` draws `[n, *batch, *event]` (one draw per condition) and `log_prob(x)` takes
+    `x` of shape `[..., *batch, *event]`.
+
+    Raises `ValueError` if the flow has no conditional layers.
     """
     kwargs = conditional_kwargs(dist, conditional)
+    conditional = tf.convert_to_tensor(conditional, dtype=dist.dtype)
+    batch = conditional.shape[:-1]
+    if not batch.is_fully_defined():
+        batch = tf.shape(conditional)[:-1]
+    base = dist.distribution
+    if not (isinstance(batch, tf.TensorShape) and batch.rank == 0):
+        base = tfd.BatchBroadcast(base, with_shape=batch)
     return tfd.TransformedDistribution(
-        dist.distribution, _Conditioned(dist.bijector, kwargs), name=f"{dist.name}_given_c"
+        base, _Conditioned(dist.bijector, kwargs), name=f"{dist.name}_given_c"
     )

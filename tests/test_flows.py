@@ -1,0 +1,216 @@
+"""Flow factories: structure, shapes, dtypes, conditional routing and argument checks."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tensorflow_probability.python.bijectors.chain import _Chain
+from tensorflow_probability.python.bijectors.invert import _Invert
+from tensorflow_probability.python.distributions.transformed_distribution import (
+    _TransformedDistribution,
+)
+
+from tfp_flows import bijectors as fb
+from tfp_flows import flows
+from tfp_flows.testing import perturb_variables
+
+tfb, tfd = tfp.bijectors, tfp.distributions
+# TFP hands back its non-composite base classes for bijectors holding Keras networks.
+TRANSFORMED, CHAIN = _TransformedDistribution, _Chain
+
+# name -> (factory(**kwargs) with small sizes, data shape)
+FACTORIES = {
+    "real_nvp": (lambda **k: flows.real_nvp(4, num_layers=3, hidden_units=(8,), **k), [4]),
+    "maf": (lambda **k: flows.maf(4, num_layers=2, hidden_units=(8,), **k), [4]),
+    "iaf": (lambda **k: flows.iaf(4, num_layers=2, hidden_units=(8,), **k), [4]),
+    "real_nvp_image": (
+        lambda **k: flows.real_nvp(
+            (8, 8, 1), num_scales=2, steps_per_scale=1, filters=8, num_blocks=1, **k
+        ),
+        [8, 8, 1],
+    ),
+    "glow": (
+        lambda **k: flows.glow((8, 8, 1), levels=2, steps_per_level=1, filters=8, **k),
+        [8, 8, 1],
+    ),
+    "glow_additive": (
+        lambda **k: flows.glow(
+            (8, 8, 1), levels=2, steps_per_level=1, filters=8, coupling="additive", **k
+        ),
+        [8, 8, 1],
+    ),
+}
+IDS = list(FACTORIES)
+# Smaller image flows (4x4, still two levels) for the many passes of the conditional tests.
+SMALL = {
+    **FACTORIES,
+    "real_nvp_image": (
+        lambda **k: flows.real_nvp(
+            (4, 4, 1), num_scales=2, steps_per_scale=1, filters=4, num_blocks=1, **k
+        ),
+        [4, 4, 1],
+    ),
+    "glow": (
+        lambda **k: flows.glow((4, 4, 1), levels=2, steps_per_level=1, filters=4, **k),
+        [4, 4, 1],
+    ),
+    "glow_additive": (
+        lambda **k: flows.glow(
+            (4, 4, 2), levels=1, steps_per_level=1, filters=4, coupling="additive", **k
+        ),
+        [4, 4, 2],
+    ),
+}
+PACKAGE_KINDS = (fb.FlowBijector, fb.InverseAutoregressiveFlow, _Invert, tfb.Permute, _Chain)
+
+
+def _data(shape, n=6, dtype=tf.float32, seed=0):
+    return tf.random.stateless_uniform([n, *shape], seed=[seed, 1], dtype=dtype)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", IDS)
+def test_factory_builds_a_chain_of_package_bijectors(name):
+    make, shape = FACTORIES[name]
+    dist = make()
+    assert isinstance(dist, TRANSFORMED)
+    assert isinstance(dist.bijector, CHAIN)
+    assert dist.event_shape == shape
+    inner = flows.flow_bijectors(dist)[1:]
+    assert inner and all(isinstance(b, PACKAGE_KINDS) for b in inner)
+    assert dist.trainable_variables  # variables exist before any call
+    x = _data(shape)
+    log_prob = dist.log_prob(x)  # also runs ActNorm's data-dependent initialisation
+    assert log_prob.shape == [6]
+    assert np.all(np.isfinite(log_prob.numpy()))
+    samples, sample_log_prob = dist.experimental_sample_and_log_prob(3, seed=1)
+    assert samples.shape == [3, *shape]
+    np.testing.assert_allclose(
+        sample_log_prob, dist.log_prob(tf.identity(samples)), rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", ["real_nvp", "glow"])
+def test_float64_flows(name):
+    make, shape = FACTORIES[name]
+    dist = make(dtype=tf.float64)
+    assert dist.dtype == tf.float64
+    assert dist.log_prob(_data(shape, dtype=tf.float64)).dtype == tf.float64
+    assert dist.sample(2, seed=3).dtype == tf.float64
+
+
+def test_real_nvp_image_is_multi_scale():
+    dist, _ = FACTORIES["real_nvp_image"]
+    kinds = [type(b).__name__ for b in flows.flow_bijectors(dist())]
+    assert {"AffineCoupling", "Squeeze", "FactorOut", "ActNorm"} <= set(kinds)
+    masks = {b.mask for b in flows.flow_bijectors(dist()) if isinstance(b, fb.AffineCoupling)}
+    assert masks == {"checkerboard", "channel"}
+
+
+def test_glow_coupling_kinds():
+    def scales(coupling):
+        dist = flows.glow((4, 4, 2), levels=1, steps_per_level=2, filters=4, coupling=coupling)
+        return {b.scale for b in flows.flow_bijectors(dist) if isinstance(b, fb.AffineCoupling)}
+
+    assert scales("affine") == {"sigmoid"}
+    assert scales("additive") == {"additive"}
+    additive = flows.glow((4, 4, 2), levels=1, steps_per_level=1, filters=4, coupling="additive")
+    couplings = [b for b in flows.flow_bijectors(additive) if isinstance(b, fb.AffineCoupling)]
+    assert all(b.is_constant_jacobian for b in couplings)
+
+
+def test_logit_alpha_adds_the_pre_transform_at_the_data_end():
+    from tfp_flows.images import LogitTransform
+
+    dist = flows.real_nvp((4, 4, 1), num_scales=1, steps_per_scale=1, filters=4, logit_alpha=0.05)
+    assert isinstance(dist.bijector.bijectors[0], LogitTransform)
+
+
+# -- conditional flows -----------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", IDS)
+def test_conditional_flows(name):
+    make, shape = SMALL[name]
+    dist = make(conditional_size=3)
+    x = _data(shape, n=5)
+    flows.condition(dist, tf.zeros([5, 3])).log_prob(x)  # ActNorm initialisation
+    perturb_variables(dist.bijector, 0.05, seed=5)  # zero-initialised layers ignore c
+    c1 = tf.random.stateless_normal([5, 3], seed=[1, 2])
+    c2 = tf.random.stateless_normal([5, 3], seed=[3, 4])
+    lp1 = flows.condition(dist, c1).log_prob(x)
+    lp2 = dist.log_prob(x, bijector_kwargs=flows.conditional_kwargs(dist, c2))
+    assert lp1.shape == [5]
+    assert np.all(np.isfinite(lp1.numpy()))
+    assert np.max(np.abs(lp1.numpy() - lp2.numpy())) > 1e-3  # the condition matters
+    np.testing.assert_allclose(
+        flows.condition(dist, c2).log_prob(x), lp2, rtol=1e-5, atol=1e-5
+    )  # both routes agree
+    # One sample per condition, with batch shape from the condition.
+    conditioned = flows.condition(dist, c1)
+    assert conditioned.batch_shape == [5]
+    samples, log_prob = conditioned.experimental_sample_and_log_prob(2, seed=7)
+    assert samples.shape == [2, 5, *shape]
+    np.testing.assert_allclose(
+        log_prob, conditioned.log_prob(tf.identity(samples)), rtol=1e-4, atol=1e-3
+    )
+    # Omitting the condition is an error naming it.
+    with pytest.raises(ValueError, match="conditional"):
+        dist.log_prob(x)
+
+
+@pytest.mark.parametrize("name", ["real_nvp", "maf", "glow"])
+def test_condition_on_an_unconditional_flow_raises(name):
+    make, _ = FACTORIES[name]
+    dist = make()
+    with pytest.raises(ValueError, match="no conditional layers"):
+        flows.conditional_kwargs(dist, tf.ones([2, 3]))
+    with pytest.raises(ValueError, match="no conditional layers"):
+        flows.condition(dist, tf.ones([2, 3]))
+
+
+def test_conditioned_flow_trains_the_same_variables():
+    dist, _ = FACTORIES["real_nvp"]
+    dist = dist(conditional_size=2)
+    conditioned = flows.condition(dist, tf.ones([2]))
+    assert {id(v) for v in conditioned.trainable_variables} == {
+        id(v) for v in dist.trainable_variables
+    }
+
+
+# -- bad arguments ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: flows.glow((6, 6, 1), levels=2), "levels"),
+        (lambda: flows.glow((8, 8, 1), levels=0), "levels"),
+        (lambda: flows.real_nvp((6, 6, 1), num_scales=2), "num_scales"),
+        (lambda: flows.real_nvp((5, 4, 1), num_scales=1), "num_scales"),
+        (lambda: flows.real_nvp(4, normalization="layernorm"), "normalization"),
+        (lambda: flows.glow((8, 8, 1), levels=1, coupling="spline"), "coupling"),
+        (lambda: flows.glow((8, 8), levels=1), "image_shape"),
+        (lambda: flows.real_nvp((8, 8), num_scales=1), "event_shape"),
+        (lambda: flows.real_nvp(1), "2 dimensions"),
+        (lambda: flows.maf(3, num_layers=0), "num_layers"),
+        (lambda: flows.iaf(0), "dim"),
+        (lambda: flows.real_nvp(4, logit_alpha=0.7), "alpha"),
+    ],
+)
+def test_bad_arguments_raise_value_errors_naming_them(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_factories_are_registered_and_keyword_only():
+    import inspect
+
+    assert {"real_nvp", "glow", "maf", "iaf"} <= set(flows.FACTORIES)
+    for factory in (flows.real_nvp, flows.glow, flows.maf, flows.iaf):
+        params = list(inspect.signature(factory).parameters.values())
+        assert params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
+        assert all(p.default is not inspect.Parameter.empty for p in params[1:])
