@@ -1,6 +1,6 @@
 """tfp_flows: normalizing flows (Real NVP, Glow, MAF/IAF) for TensorFlow Probability."""
 
-from tfp_flows import bijectors, nn, testing
+from tfp_flows import bijectors, nn, testing, vi
 from tfp_flows._version import __version__
 
-__all__ = ["__version__", "bijectors", "nn", "testing"]
+__all__ = ["__version__", "bijectors", "nn", "testing", "vi"]
