@@ -3,7 +3,7 @@
 Each entry maps a name to `make(dtype) -> (bijector, x)` or `make(dtype) -> (bijector, x, kwargs)`:
 a bijector with non-trivial parameters (perturbed away from its identity initialisation), a batch
 `x` of at least 6 events, and optionally a dict of extra `check_bijector` keyword arguments
-(e.g. `{"bijector_kwargs": {"conditional": c}}`).
+(e.g. `{"bijector_kwargs": {"conditional": c}}`, where `c` must broadcast against any sample shape).
 """
 
 import tensorflow as tf
@@ -114,18 +114,51 @@ def factor_out(dtype):
     return bij, _normal([6, 4, 4, 4], dtype)
 
 
+def maf(dtype):
+    bij = fb.MaskedAutoregressiveFlow(nn.MADE(4, (8, 8), dtype=dtype.name))
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 4], dtype)
+
+
+def maf_random_order(dtype):
+    made = nn.MADE(5, (8,), input_order="random", hidden_degrees="random", seed=1, dtype=dtype.name)
+    bij = fb.MaskedAutoregressiveFlow(made, log_scale_clamp=None)
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 5], dtype)
+
+
+def maf_conditional(dtype):
+    made = nn.MADE(4, (8,), conditional_size=3, dtype=dtype.name)
+    bij = fb.MaskedAutoregressiveFlow(made)
+    perturb_variables(bij, 0.3)
+    condition = _normal([3], dtype, seed=5)
+    return bij, _normal([6, 4], dtype), {"bijector_kwargs": {"conditional": condition}}
+
+
+def iaf(dtype):
+    bij = fb.InverseAutoregressiveFlow(
+        nn.MADE(4, (8, 8), input_order="right-to-left", dtype=dtype.name)
+    )
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 4], dtype)
+
+
 REGISTRY = {
     "actnorm_image": actnorm_image,
     "actnorm_vector": actnorm_vector,
-    "coupling_checkerboard_exp": coupling_checkerboard_exp,
+    "conv1x1_lu": conv1x1_lu,
+    "conv1x1_plain": conv1x1_plain,
+    "conv1x1_vector": conv1x1_vector,
     "coupling_channel_sigmoid": coupling_channel_sigmoid,
+    "coupling_checkerboard_exp": coupling_checkerboard_exp,
     "coupling_half_additive": coupling_half_additive,
     "coupling_half_conditional": coupling_half_conditional,
     "coupling_half_exp": coupling_half_exp,
     "coupling_half_reverse_sigmoid": coupling_half_reverse_sigmoid,
-    "conv1x1_lu": conv1x1_lu,
-    "conv1x1_plain": conv1x1_plain,
-    "conv1x1_vector": conv1x1_vector,
     "factor_out": factor_out,
+    "iaf": iaf,
+    "maf": maf,
+    "maf_conditional": maf_conditional,
+    "maf_random_order": maf_random_order,
     "squeeze": squeeze,
 }

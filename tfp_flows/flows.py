@@ -432,7 +432,7 @@ def _route(bijector, kwargs) -> dict | None:
     """The nested kwargs that deliver `kwargs` to every conditional bijector under `bijector`."""
     if _takes_condition(bijector):
         return dict(kwargs)
-    if isinstance(bijector, tfb.Chain):
+    if isinstance(bijector, tfb.Composition):  # tfb.Chain (or its non-composite `_Chain`)
         routed = {b.name: _route(b, kwargs) for b in bijector.bijectors}
         routed = {k: v for k, v in routed.items() if v is not None}
         return routed or None

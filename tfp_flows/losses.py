@@ -29,6 +29,7 @@ tfd = tfp.distributions
 
 __all__ = [
     "check_data",
+    "check_event_shape",
     "forward_kl",
     "importance_diagnostics",
     "reverse_kl",
@@ -49,17 +50,22 @@ def check_data(dist: tfd.Distribution, x, *, name: str = "x") -> tf.Tensor:
             "Integer image data must be dequantised first (e.g. (x + uniform noise) / levels)."
         )
     x = tf.convert_to_tensor(x, dtype=dist.dtype)
+    check_event_shape(dist, x.shape, name=name)
+    return x
+
+
+def check_event_shape(dist: tfd.Distribution, shape, *, name: str = "x") -> None:
+    """Raises `ValueError` unless `shape` is `[..., *dist.event_shape]`."""
+    shape = tf.TensorShape(shape)
     event_shape = dist.event_shape
     rank = event_shape.rank
-    if rank is not None and x.shape.rank is not None:
-        if x.shape.rank < rank or not x.shape[x.shape.rank - rank :].is_compatible_with(
-            event_shape
-        ):
-            raise ValueError(
-                f"{name} has shape {x.shape}; the flow's events have shape {event_shape}, so "
-                f"{name} must have shape [..., {', '.join(map(str, event_shape))}]."
-            )
-    return x
+    if rank is None or shape.rank is None:
+        return
+    if shape.rank < rank or not shape[shape.rank - rank :].is_compatible_with(event_shape):
+        raise ValueError(
+            f"{name} has shape {shape}; the flow's events have shape {event_shape}, so "
+            f"{name} must have shape [..., {', '.join(map(str, event_shape))}]."
+        )
 
 
 def forward_kl(dist: tfd.Distribution, x, *, validate: bool = False, **log_prob_kwargs):

@@ -3,6 +3,11 @@
 from tfp_flows.bijectors._base import FlowBijector, soft_clamp
 from tfp_flows.bijectors.actnorm import ActNorm, initialize_actnorm
 from tfp_flows.bijectors.affine_coupling import AffineCoupling
+from tfp_flows.bijectors.autoregressive import (
+    InverseAutoregressiveFlow,
+    MaskedAutoregressiveFlow,
+    PerformanceWarning,
+)
 from tfp_flows.bijectors.factor_out import FactorOut
 from tfp_flows.bijectors.invertible_conv import Invertible1x1Conv
 from tfp_flows.bijectors.squeeze import Squeeze
@@ -12,7 +17,10 @@ __all__ = [
     "AffineCoupling",
     "FactorOut",
     "FlowBijector",
+    "InverseAutoregressiveFlow",
     "Invertible1x1Conv",
+    "MaskedAutoregressiveFlow",
+    "PerformanceWarning",
     "Squeeze",
     "initialize_actnorm",
     "soft_clamp",

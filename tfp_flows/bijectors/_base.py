@@ -69,6 +69,13 @@ class FlowBijector(tfb.Bijector):
         """The Keras 3 layers (conditioners, MADE networks) this bijector calls."""
         return list(self._keras_layers)
 
+    @property
+    def conditional_size(self) -> int | None:
+        """Size of the conditional input this bijector's own networks take, or None."""
+        sizes = {getattr(layer, "conditional_size", None) for layer in self._keras_layers}
+        sizes.discard(None)
+        return sizes.pop() if sizes else None
+
     # -- input checks ----------------------------------------------------------------------
 
     def _check_input(self, x: tf.Tensor, what: str) -> tf.Tensor:

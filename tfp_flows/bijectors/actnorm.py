@@ -124,9 +124,11 @@ class ActNorm(FlowBijector):
         def initialize():
             mean, var = _global_moments(tf.stop_gradient(y))
             safe_var = tf.where(var > self._epsilon, var, tf.ones_like(var))
-            self.shift.assign(mean)
-            self.log_scale.assign(0.5 * tf.math.log(safe_var))
-            self.initialized.assign(True)
+            updates = [self.shift.assign(mean), self.log_scale.assign(0.5 * tf.math.log(safe_var))]
+            # The flag must not flip unless the statistics were computed (graphs may otherwise run
+            # this data-independent assignment even when fetching the data fails).
+            with tf.control_dependencies(updates):
+                self.initialized.assign(True)
             return tf.constant(True)
 
         tf.cond(self.initialized, lambda: tf.constant(False), initialize)

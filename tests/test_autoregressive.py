@@ -1,0 +1,199 @@
+"""MAF and IAF: agreement with TFP's MAF, one-pass density/sampling paths, conditioning, errors."""
+
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows.bijectors import (
+    InverseAutoregressiveFlow,
+    MaskedAutoregressiveFlow,
+    PerformanceWarning,
+)
+from tfp_flows.nn import MADE
+from tfp_flows.testing import perturb_variables
+
+tfb, tfd = tfp.bijectors, tfp.distributions
+D = 4
+
+
+def _made(dtype="float64", **kwargs):
+    made = MADE(D, (8, 8), dtype=dtype, **kwargs)
+    perturb_variables(_Holder(made), 0.4, seed=2)
+    return made
+
+
+class _Holder(tf.Module):
+    def __init__(self, layer):
+        self.variables_ = [w.value for w in layer.weights]
+
+
+class _Counting:
+    """Wraps a conditioner and counts its calls."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+def _points(n=6, seed=0, dtype=tf.float64):
+    return tf.random.stateless_normal([n, D], seed=[seed, 1], dtype=dtype)
+
+
+def _base(dtype=tf.float64):
+    return tfd.MultivariateNormalDiag(tf.zeros(D, dtype))
+
+
+@pytest.mark.parametrize("order", ["left-to-right", [2, 4, 1, 3]])
+def test_maf_matches_tfp_maf(order):
+    made = _made(input_order=order)
+
+    def shift_and_log_scale(y):
+        return tuple(tf.unstack(made(y), axis=-1))
+
+    ours = MaskedAutoregressiveFlow(shift_and_log_scale, log_scale_clamp=None)
+    theirs = tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale)
+    x, y = _points(seed=1), _points(seed=2)
+    for method, arg in (
+        ("forward", x),
+        ("inverse", y),
+        ("forward_log_det_jacobian", x),
+        ("inverse_log_det_jacobian", y),
+    ):
+        kw = {"event_ndims": 1} if "log_det" in method else {}
+        a = getattr(ours, method)(tf.identity(arg), **kw)
+        b = getattr(theirs, method)(tf.identity(arg), **kw)
+        assert not np.allclose(a, 0.0)
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=method)
+
+
+def test_params_tensor_and_tuple_conditioners_agree_and_clamp_applies():
+    made = _made()
+    as_tuple = MaskedAutoregressiveFlow(lambda y: tuple(tf.unstack(made(y), axis=-1)))
+    as_made = MaskedAutoregressiveFlow(made)
+    y = _points() * 3.0
+    np.testing.assert_allclose(as_made.inverse(y), as_tuple.inverse(tf.identity(y)), rtol=1e-12)
+    # The clamp bounds the log-scale: |ildj| < D * clamp even for huge raw log-scales.
+    for raw, clamp in ((100.0, 2.0), (0.5, 2.0), (0.5, None)):
+        bij = MaskedAutoregressiveFlow(lambda y, r=raw: (y, r + 0.0 * y), log_scale_clamp=clamp)
+        ildj = bij.inverse_log_det_jacobian(y, event_ndims=1).numpy()
+        s = raw if clamp is None else clamp * np.tanh(raw / clamp)
+        np.testing.assert_allclose(ildj, -D * s, rtol=1e-12)
+
+
+def test_maf_log_prob_calls_the_made_once_and_sampling_d_times():
+    counting = _Counting(_made())
+    dist = tfd.TransformedDistribution(_base(), MaskedAutoregressiveFlow(counting))
+    dist.log_prob(_points())
+    assert counting.calls == 1
+    counting.calls = 0
+    dist.sample(3, seed=1)
+    assert counting.calls == D  # one pass per dimension (run eagerly: the loop is unrolled)
+
+
+def test_maf_forward_log_det_needs_no_extra_pass():
+    counting = _Counting(_made())
+    maf = MaskedAutoregressiveFlow(counting)
+    x = _points()
+    y = maf.forward(x)
+    fldj = maf.forward_log_det_jacobian(x, event_ndims=1)  # served from the cache
+    assert counting.calls == D
+    np.testing.assert_allclose(fldj, -maf.inverse_log_det_jacobian(tf.identity(y), 1), rtol=1e-10)
+
+
+def test_iaf_sample_and_log_prob_is_one_pass_and_correct():
+    counting = _Counting(_made())
+    iaf = InverseAutoregressiveFlow(counting)
+    dist = tfd.TransformedDistribution(_base(), iaf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)  # no D-pass inverse here
+        samples, log_prob = dist.experimental_sample_and_log_prob(5, seed=3)
+    assert counting.calls == 1
+    with pytest.warns(PerformanceWarning, match=rf"{D} sequential.*experimental_sample_and_log"):
+        expected = dist.log_prob(tf.identity(samples))  # new points: D passes
+    assert counting.calls == 1 + D
+    np.testing.assert_allclose(log_prob, expected, rtol=1e-9)
+    # The warning is given once per bijector.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        dist.log_prob(tf.identity(samples))
+
+
+def test_iaf_is_the_inverse_of_a_maf():
+    made = _made()
+    iaf, maf = InverseAutoregressiveFlow(made), MaskedAutoregressiveFlow(made)
+    assert isinstance(iaf.bijector, MaskedAutoregressiveFlow)
+    assert type(iaf).__mro__[1] is type(tfb.Invert(maf))  # what tfb.Invert gives for a MAF
+    x = _points()
+    np.testing.assert_allclose(iaf.forward(x), maf.inverse(tf.identity(x)), rtol=1e-12)
+    np.testing.assert_allclose(
+        iaf.forward_log_det_jacobian(x, 1), maf.inverse_log_det_jacobian(tf.identity(x), 1)
+    )
+
+
+def test_variables_and_keras_layers_are_reachable():
+    made = MADE(D, (8,))
+    ids = sorted(id(w.value) for w in made.weights)
+    for bij in (MaskedAutoregressiveFlow(made), InverseAutoregressiveFlow(made)):
+        assert sorted(id(v) for v in bij.trainable_variables) == ids
+        assert bij.keras_layers == [made]
+        assert bij.keras_variables == []
+        # Also through the containers a flow lives in (a composite IAF would hide them here).
+        chain = tfb.Chain([bij, tfb.Shift(tf.Variable(1.0))])
+        assert len(chain.trainable_variables) == len(ids) + 1
+        dist = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(D)), bij)
+        assert sorted(id(v) for v in dist.trainable_variables) == ids
+
+
+def test_a_new_flow_is_the_identity():
+    x = _points()
+    for bij in (
+        MaskedAutoregressiveFlow(MADE(D, dtype="float64")),
+        InverseAutoregressiveFlow(MADE(D, dtype="float64")),
+    ):
+        np.testing.assert_array_equal(bij.forward(x), x)
+        np.testing.assert_array_equal(bij.forward_log_det_jacobian(tf.identity(x), 1), 0.0)
+
+
+def test_conditional_maf():
+    made = _made(conditional_size=2)
+    dist = tfd.TransformedDistribution(_base(), MaskedAutoregressiveFlow(made))
+    y = _points()
+    c1, c2 = tf.constant([0.0, 1.0], tf.float64), tf.constant([2.0, -1.0], tf.float64)
+    lp1 = dist.log_prob(y, bijector_kwargs={"conditional": c1})
+    lp2 = dist.log_prob(y, bijector_kwargs={"conditional": c2})
+    assert np.all(np.abs(lp1 - lp2) > 1e-6)
+    # A batch of conditions, one per point, matches the per-point results.
+    per_point = dist.log_prob(y, bijector_kwargs={"conditional": tf.stack([c1] * 3 + [c2] * 3)})
+    np.testing.assert_allclose(per_point, np.concatenate([lp1[:3], lp2[3:]]), rtol=1e-10)
+    samples = dist.sample(4, seed=2, bijector_kwargs={"conditional": c1})
+    assert samples.shape == (4, D)
+    with pytest.raises(ValueError, match=r"conditional=\.\.\."):
+        dist.log_prob(y)
+
+
+def test_forward_compiles_under_xla_with_a_static_trip_count():
+    maf = MaskedAutoregressiveFlow(_made("float32"))
+    x = _points(dtype=tf.float32)
+    fwd = tf.function(lambda t: maf.forward(t), jit_compile=True)
+    np.testing.assert_allclose(fwd(x), maf.forward(tf.identity(x)), rtol=1e-5, atol=1e-6)
+    text = fwd.experimental_get_compiler_ir(x)(stage="hlo")
+    assert "while" in text
+
+
+def test_wrong_shapes_raise():
+    with pytest.raises(ValueError, match=r"\[\.\.\., 4, 2\]"):
+        MaskedAutoregressiveFlow(lambda y: tf.stack([y, y, y], axis=-1)).inverse(_points())
+    with pytest.raises(ValueError, match=r"shift must have shape \[\.\.\., 4\]"):
+        MaskedAutoregressiveFlow(lambda y: (y[..., :2], y)).inverse(_points())
+    with pytest.raises(ValueError, match="size 4"):
+        MaskedAutoregressiveFlow(MADE(D, (8,))).inverse(tf.zeros([2, 3]))
+    with pytest.raises(ValueError, match="num_params"):
+        MaskedAutoregressiveFlow(MADE(D, (8,), num_params=3))
+    with pytest.raises(ValueError, match="log_scale_clamp"):
+        MaskedAutoregressiveFlow(MADE(D, (8,)), log_scale_clamp=0.0)
