@@ -101,9 +101,10 @@ def _coroutine_model():
     return tfd.JointDistributionCoroutine(model).experimental_pin(y=0.3)
 
 
-def test_surrogate_has_model_structure_shapes_and_support():
+@pytest.mark.parametrize("flow", ["real_nvp", "iaf", "maf"])
+def test_surrogate_has_model_structure_shapes_and_support(flow):
     posterior = _coroutine_model()
-    q = vi.flow_surrogate_posterior(posterior, flow="real_nvp", num_layers=2, hidden_units=(8,))
+    q = vi.flow_surrogate_posterior(posterior, flow=flow, num_layers=2, hidden_units=(8,))
     assert q.distribution.event_shape == [1 + 1 + 3 + 4]
     z, log_q = q.experimental_sample_and_log_prob([5, 2], seed=(0, 1))
     assert type(z) is type(posterior.sample_unpinned(seed=(0, 0)))
@@ -202,13 +203,14 @@ def test_time_budget_stops_loop_and_progress_is_reported(capsys):
     q = _small_surrogate()
     target = tfd.MultivariateNormalDiag(tf.ones(2)).log_prob
     result = vi.fit(
-        q, target, num_steps=10**7, time_budget_s=1.5, report_every=10, jit_compile=False
+        q, target, num_steps=10**7, time_budget_s=1.5, report_every=1, jit_compile=False
     )
     assert result.stopped_by == "time_budget"
-    assert 10 <= result.steps < 10**7 and result.losses.shape == (result.steps,)
-    assert 1.5 <= result.elapsed_s < 1.5 + 1.0  # stops within one step of the budget
+    assert 1 <= result.steps < 10**7 and result.losses.shape == (result.steps,)
+    # Stops at the first step past the budget (the first step, with tracing, may overrun it).
+    assert 1.5 <= result.elapsed_s < max(1.5, result.first_step_s) + 1.0
     out = capsys.readouterr().out
-    assert f"step     10/{10**7}" in out
+    assert f"step      1/{10**7}" in out
     assert "time budget of 1.5 s reached" in out
 
 

@@ -255,6 +255,7 @@ class FitResult:
       elapsed_s: wall-clock seconds, compilation included.
       stopped_by: `"num_steps"` or `"time_budget"`.
       skipped_steps: steps whose loss was not finite (their update was zeroed).
+      first_step_s: seconds to the end of the first step (tracing and compilation included).
     """
 
     losses: np.ndarray
@@ -262,6 +263,7 @@ class FitResult:
     elapsed_s: float
     stopped_by: str
     skipped_steps: int = 0
+    first_step_s: float = 0.0
 
 
 def fit(
@@ -295,8 +297,8 @@ def fit(
       optimizer: a Keras optimizer; default `keras.optimizers.Adam(learning_rate)`.
       learning_rate: the default optimizer's learning rate.
       sample_size: Monte Carlo samples per step.
-      time_budget_s: stop after this many wall-clock seconds (compilation included); `None`: no
-        limit.
+      time_budget_s: stop after this many wall-clock seconds (tracing and compilation included;
+        at least one step always runs); `None`: no limit.
       report_every: print a progress line every this many steps (and a summary at the end);
         `None` for silence.
       jit_compile: compile the step with XLA (faster steps, slower first step).
@@ -340,7 +342,7 @@ def fit(
 
     start = time.perf_counter()
     step.get_concrete_function(tf.TensorSpec([], tf.int32))  # shape errors raise here
-    losses, skipped, stopped_by = [], 0, "num_steps"
+    losses, skipped, stopped_by, first_step_s = [], 0, "num_steps", 0.0
     for i in range(int(num_steps)):
         loss = float(step(tf.constant(i, tf.int32)))
         losses.append(loss)
@@ -352,6 +354,7 @@ def fit(
                 )
             skipped += 1
         elapsed = time.perf_counter() - start
+        first_step_s = first_step_s or elapsed
         if report_every is not None and (i + 1) % int(report_every) == 0:
             recent = np.asarray(losses[-int(report_every) :])
             print_fn(
@@ -368,7 +371,7 @@ def fit(
             f"fit: {why} after {len(losses)} steps in {elapsed:.1f} s; final loss "
             f"{losses[-1]:.4f}" + (f"; {skipped} non-finite steps skipped" if skipped else "")
         )
-    return FitResult(np.asarray(losses), len(losses), elapsed, stopped_by, skipped)
+    return FitResult(np.asarray(losses), len(losses), elapsed, stopped_by, skipped, first_step_s)
 
 
 # -- NeuTra HMC --------------------------------------------------------------------------------
