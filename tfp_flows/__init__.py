@@ -1,6 +1,6 @@
 """tfp_flows: normalizing flows (Real NVP, Glow, MAF/IAF) for TensorFlow Probability."""
 
-from tfp_flows import bijectors, datasets, flows, images, losses, nn, testing
+from tfp_flows import bijectors, datasets, flows, images, losses, nn, testing, vi
 from tfp_flows._version import __version__
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "losses",
     "nn",
     "testing",
+    "vi",
 ]

@@ -1,0 +1,228 @@
+"""Flow surrogate posteriors and the budgeted fit loop (`tfp_flows.vi`)."""
+
+import collections
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import vi
+
+tfb, tfd = tfp.bijectors, tfp.distributions
+Root = tfd.JointDistributionCoroutine.Root
+
+SMALL = dict(num_layers=3, hidden_units=(16,))
+
+
+def _moments(samples):
+    return float(tf.reduce_mean(samples)), float(tf.math.reduce_std(samples))
+
+
+def _assert_close(samples, mean, std, rtol=0.05):
+    got_mean, got_std = _moments(samples)
+    assert abs(got_mean - mean) <= rtol * abs(mean), (got_mean, mean)
+    assert abs(got_std - std) <= rtol * std, (got_std, std)
+
+
+def test_normal_normal_posterior_recovered():
+    # mu_j ~ N(0, s0^2), y_ij ~ N(mu_j, sigma^2): the posterior is N(m, v) in closed form.
+    s0, sigma, n = 2.0, 1.5, 20
+    y = np.random.default_rng(1).normal([3.0, -2.0], sigma, size=(n, 2)).astype(np.float32)
+    model = tfd.JointDistributionNamed(
+        dict(
+            mu=tfd.Sample(tfd.Normal(0.0, s0), 2),
+            y=lambda mu: tfd.Independent(
+                tfd.Normal(tf.broadcast_to(mu[..., None, :], [*mu.shape[:-1], n, 2]), sigma), 2
+            ),
+        )
+    )
+    q = vi.flow_surrogate_posterior(model, observed=dict(y=y), num_layers=2, hidden_units=(8,))
+    posterior = model.experimental_pin(y=y)
+    result = vi.fit(
+        q,
+        posterior.unnormalized_log_prob,
+        num_steps=400,
+        learning_rate=2e-2,
+        sample_size=64,
+        stick_the_landing=True,
+        jit_compile=False,
+        report_every=None,
+    )
+    assert result.steps == 400 and result.stopped_by == "num_steps"
+    precision = 1 / s0**2 + n / sigma**2
+    mean, std = y.sum(0) / sigma**2 / precision, precision**-0.5
+    z = q.sample(20000, seed=(2, 3))["mu"]
+    for j in range(2):
+        _assert_close(z[:, j], mean[j], std)
+
+
+def test_normal_gamma_posterior_with_positive_precision():
+    # tau ~ Gamma(a0, b0), mu | tau ~ N(m0, 1/(k0 tau)), y_i ~ N(mu, 1/tau): Normal-Gamma posterior.
+    n, a0, b0, m0, k0 = 40, 2.0, 2.0, 0.0, 1.0
+    y = np.random.default_rng(0).normal(2.0, 0.5, n).astype(np.float32)
+    model = tfd.JointDistributionNamed(
+        dict(
+            tau=tfd.Gamma(a0, b0),
+            mu=lambda tau: tfd.Normal(m0, tf.math.rsqrt(k0 * tau)),
+            y=lambda mu, tau: tfd.Sample(tfd.Normal(mu, tf.math.rsqrt(tau)), n),
+        )
+    )
+    posterior = model.experimental_pin(y=y)
+    q = vi.flow_surrogate_posterior(posterior, **SMALL)
+    vi.fit(
+        q,
+        posterior.unnormalized_log_prob,
+        num_steps=400,
+        learning_rate=2e-2,
+        sample_size=64,
+        stick_the_landing=True,
+        jit_compile=False,
+        report_every=None,
+    )
+    k_n, a_n = k0 + n, a0 + n / 2
+    m_n = (k0 * m0 + y.sum()) / k_n
+    b_n = b0 + 0.5 * ((y - y.mean()) ** 2).sum() + k0 * n * (y.mean() - m0) ** 2 / (2 * k_n)
+    z = q.sample(20000, seed=(5, 6))
+    assert bool(tf.reduce_all(z["tau"] > 0))
+    _assert_close(z["tau"], a_n / b_n, np.sqrt(a_n) / b_n)  # Gamma(a_n, b_n) marginal
+    _assert_close(z["mu"], m_n, np.sqrt(b_n / (k_n * (a_n - 1))))  # Student-t marginal
+
+
+def _coroutine_model():
+    def model():
+        loc = yield Root(tfd.Normal(0.0, 1.0, name="loc"))
+        scale = yield Root(tfd.LogNormal(0.0, 0.5, name="scale"))
+        yield tfd.Sample(tfd.Normal(loc, scale), 3, name="w")
+        yield tfd.Sample(tfd.Normal(0.0, scale), [2, 2], name="m")
+        yield tfd.Normal(loc, scale, name="y")
+
+    return tfd.JointDistributionCoroutine(model).experimental_pin(y=0.3)
+
+
+@pytest.mark.parametrize("flow", ["real_nvp", "iaf", "maf"])
+def test_surrogate_has_model_structure_shapes_and_support(flow):
+    posterior = _coroutine_model()
+    q = vi.flow_surrogate_posterior(posterior, flow=flow, num_layers=2, hidden_units=(8,))
+    assert q.distribution.event_shape == [1 + 1 + 3 + 4]
+    z, log_q = q.experimental_sample_and_log_prob([5, 2], seed=(0, 1))
+    assert type(z) is type(posterior.sample_unpinned(seed=(0, 0)))
+    assert z._fields == ("loc", "scale", "w", "m")
+    shapes = {name: part.shape.as_list() for name, part in zip(z._fields, z)}
+    assert shapes == dict(loc=[5, 2], scale=[5, 2], w=[5, 2, 3], m=[5, 2, 2, 2])
+    assert bool(tf.reduce_all(z.scale > 0))
+    assert log_q.shape == [5, 2]
+    np.testing.assert_allclose(q.log_prob(z), log_q, rtol=1e-4, atol=1e-4)
+    flow_vars = {id(v) for v in q.distribution.trainable_variables}
+    assert flow_vars and flow_vars <= {id(v) for v in q.trainable_variables}
+
+
+def test_works_in_tfp_vi_fit_surrogate_posterior():
+    posterior = _coroutine_model()
+    q = vi.flow_surrogate_posterior(posterior, num_layers=2, hidden_units=(8,))
+    before = [v.numpy().copy() for v in q.trainable_variables]
+    losses = tfp.vi.fit_surrogate_posterior(
+        posterior.unnormalized_log_prob,
+        q,
+        optimizer=keras.optimizers.Adam(1e-2),
+        num_steps=10,
+        sample_size=8,
+        seed=(1, 2),
+    )
+    assert losses.shape == [10] and bool(tf.reduce_all(tf.math.is_finite(losses)))
+    assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, q.trainable_variables))
+
+
+def test_event_shape_structure_and_plain_target():
+    shapes = collections.OrderedDict(a=[], b=[3], c=[2, 2])
+    q = vi.flow_surrogate_posterior(
+        event_shape=shapes,
+        constraining_bijector=dict(a=tfb.Softplus(), b=None, c=tfb.Sigmoid()),
+        num_layers=2,
+        hidden_units=(8,),
+    )
+    z = q.sample(4, seed=(0, 3))
+    assert list(z) == ["a", "b", "c"]
+    assert [z[k].shape.as_list() for k in z] == [[4], [4, 3], [4, 2, 2]]
+    assert bool(tf.reduce_all(z["a"] > 0))
+    assert bool(tf.reduce_all((z["c"] > 0) & (z["c"] < 1)))
+
+    def target(a, b, c):
+        return tfd.Exponential(1.0).log_prob(a) + tf.reduce_sum(-(b**2), -1) + 0.0 * c[..., 0, 0]
+
+    result = vi.fit(q, target, num_steps=3, report_every=None, jit_compile=False)
+    assert np.all(np.isfinite(result.losses))
+
+
+def test_single_vector_event_shape_and_float64():
+    q = vi.flow_surrogate_posterior(
+        event_shape=[2, 2], dtype=tf.float64, num_layers=2, hidden_units=(4,)
+    )
+    z = q.sample(3, seed=(0, 1))
+    assert z.shape == [3, 2, 2] and z.dtype == tf.float64
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="exactly one"):
+        vi.flow_surrogate_posterior()
+    with pytest.raises(ValueError, match="at least 2"):
+        vi.flow_surrogate_posterior(event_shape=[1])
+    with pytest.raises(ValueError, match="`flow`"):
+        vi.flow_surrogate_posterior(event_shape=[3], flow="nope")
+    with pytest.raises(ValueError, match="event shape"):
+        vi.flow_surrogate_posterior(event_shape=[3], flow=lambda d: tfd.Normal(0.0, 1.0))
+
+
+def _small_surrogate():
+    return vi.flow_surrogate_posterior(event_shape=[2], num_layers=2, hidden_units=(8,))
+
+
+def test_wrong_target_shape_raises_before_any_update():
+    q = _small_surrogate()
+    before = [v.numpy().copy() for v in q.trainable_variables]
+    with pytest.raises(ValueError, match="one log-density per sample"):
+        vi.fit(q, lambda z: tf.reduce_sum(z), num_steps=5, report_every=None)
+    with pytest.raises(ValueError, match="one log-density per sample"):
+        vi.fit(q, lambda z: -(z**2), num_steps=5, report_every=None)
+    for b, v in zip(before, q.trainable_variables):
+        np.testing.assert_array_equal(b, v.numpy())
+
+
+def test_non_finite_initial_loss_raises_without_update():
+    q = _small_surrogate()
+    before = [v.numpy().copy() for v in q.trainable_variables]
+    target = tfd.MultivariateNormalDiag(tf.zeros(2)).log_prob
+    with pytest.raises(ValueError, match="NaN or inf"):
+        vi.fit(q, lambda z: target(z) + np.nan, num_steps=5, report_every=None, jit_compile=False)
+    for b, v in zip(before, q.trainable_variables):
+        np.testing.assert_array_equal(b, v.numpy())
+
+
+def test_time_budget_stops_loop_and_progress_is_reported(capsys):
+    q = _small_surrogate()
+    target = tfd.MultivariateNormalDiag(tf.ones(2)).log_prob
+    result = vi.fit(
+        q, target, num_steps=10**7, time_budget_s=1.5, report_every=1, jit_compile=False
+    )
+    assert result.stopped_by == "time_budget"
+    assert 1 <= result.steps < 10**7 and result.losses.shape == (result.steps,)
+    # Stops at the first step past the budget (the first step, with tracing, may overrun it).
+    assert 1.5 <= result.elapsed_s < max(1.5, result.first_step_s) + 1.0
+    out = capsys.readouterr().out
+    assert f"step      1/{10**7}" in out
+    assert "time budget of 1.5 s reached" in out
+
+
+def test_fit_reduces_loss_and_validates_arguments():
+    q = _small_surrogate()
+    target = tfd.MultivariateNormalDiag([2.0, -1.0], [0.5, 2.0]).log_prob
+    lines = []
+    result = vi.fit(q, target, num_steps=200, report_every=50, print_fn=lines.append)  # XLA
+    assert len(lines) == 5 and lines[-1].startswith("fit: done after 200 steps")
+    assert result.losses[-20:].mean() < result.losses[:20].mean() - 1.0
+    for bad in (dict(num_steps=0), dict(num_steps=1, sample_size=0)):
+        with pytest.raises(ValueError):
+            vi.fit(q, target, **bad)
+    with pytest.raises(ValueError, match="time_budget_s"):
+        vi.fit(q, target, num_steps=1, time_budget_s=0)
