@@ -78,7 +78,7 @@ TORCH_LIBS = [
 
 @pytest.mark.parametrize("lib", TORCH_LIBS)
 def test_torch_worker_cli(lib):
-    args = ["--lib", lib, "--dim", "3", "--hidden", "8", "--batch", "16", "--layers", "2"]
+    args = ["--lib", lib, "--case", "3,8,16", "--layers", "2"]
     args += ["--sample-n", "8", "--min-time", "0", "--blocks", "2", "--peak-reps", "1"]
     args += ["--peak-n", "256"]
     proc = subprocess.run(
@@ -88,4 +88,5 @@ def test_torch_worker_cli(lib):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    _check_record(json.loads(proc.stdout.splitlines()[-1]), lib, iaf=False)
+    (record,) = json.loads(proc.stdout.splitlines()[-1])  # one record per --case
+    _check_record(record, lib, iaf=False)
