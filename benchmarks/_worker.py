@@ -1,0 +1,436 @@
+"""Benchmark measurements of one library on one or more MAF cases, in a fresh process.
+
+    python benchmarks/_worker.py --lib tfp_flows_xla --case 8,128,256 --case 16,128,512
+
+(`--case D,H,BATCH`, repeatable) prints one JSON list (the last line of stdout), one record per
+case, with the step, log-prob and sampling times, the first-call (trace/compile) times, the RSS
+high-water mark of the process after the case and the float32 matmul peak of the library's
+framework measured in the same process. `run.py` launches it once per library and repeat;
+`measure(...)` is one case in-process (the smoke test uses it).
+
+Every library gets the same architecture (`layers` MADEs with two hidden layers of `hidden`
+ReLU units, an affine transform, the order reversed between layers, a standard-normal base),
+the same float32 data (seed 0), Adam(1e-3), and 2 intra-op / 1 inter-op threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run from a checkout without `pip install -e`
+    sys.path.insert(0, _ROOT)
+
+__all__ = ["LIBS", "TF_LIBS", "TORCH_LIBS", "matmul_flops", "measure"]
+
+TF_LIBS = ("tfp_flows_xla", "tfp_flows_graph", "tfp_xla", "tfp_graph")
+TORCH_LIBS = ("zuko_compile", "zuko_eager", "nflows_eager")
+LIBS = TF_LIBS + TORCH_LIBS
+PEAK_N = 2048  # the peak is an N x N x N float32 matmul (the smoke test shrinks it)
+
+
+def matmul_flops(dim: int, hidden: int, batch: int, layers: int) -> float:
+    """Forward matmul FLOPs of `layers` MADEs `D -> H -> H -> 2D` on a batch (dense kernels)."""
+    per_made = dim * hidden + hidden * hidden + hidden * 2 * dim
+    return 2.0 * batch * per_made * layers
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _time(fn: Callable, sync: Callable, min_time: float, blocks: int, warm_up: bool = True) -> dict:
+    """First call (trace/compile), one warm call, then `blocks` blocks of `n` calls each.
+
+    Without `warm_up` (slow calls such as D-pass sampling) the first call sizes the blocks.
+    """
+    start = time.perf_counter()
+    sync(fn())
+    first = warm = time.perf_counter() - start
+    if warm_up:
+        start = time.perf_counter()
+        sync(fn())
+        warm = time.perf_counter() - start
+    n = max(1, round(min_time / max(warm, 1e-6)))
+    per_call = []
+    for _ in range(blocks):
+        start = time.perf_counter()
+        for _ in range(n):
+            out = fn()
+        sync(out)
+        per_call.append((time.perf_counter() - start) / n)
+    return {
+        "median_s": statistics.median(per_call),
+        "blocks_s": per_call,
+        "calls_per_block": n,
+        "first_call_s": first,
+    }
+
+
+# -- TensorFlow libraries ---------------------------------------------------------------------
+
+
+def _tf_setup(threads: int):
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TF already initialised (in-process use): keep its settings
+        pass
+    return tf
+
+
+def _tf_peak(tf, reps: int, n: int) -> float:
+    a = tf.random.stateless_normal([n, n], seed=[0, 1])
+    b = tf.random.stateless_normal([n, n], seed=[0, 2])
+    tf.matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best
+
+
+def _tfp_builtin_maf(tf, dim, hidden, layers):
+    import tensorflow_probability as tfp
+
+    tfb, tfd = tfp.bijectors, tfp.distributions
+    bijectors = []
+    for i in range(layers):
+        net = tfb.AutoregressiveNetwork(
+            params=2, hidden_units=[hidden, hidden], activation="relu", event_shape=[dim]
+        )
+        bijectors.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=net))
+        if i < layers - 1:
+            bijectors.append(tfb.Permute(list(range(dim))[::-1]))
+    base = tfd.Sample(tfd.Normal(tf.constant(0.0), tf.constant(1.0)), sample_shape=[dim])
+    return tfd.TransformedDistribution(base, tfb.Chain(bijectors))
+
+
+def _run_tf(lib, cfg, x_np, min_time, blocks):
+    tf = _tf_setup(cfg["threads"])
+    import keras
+    import tensorflow_probability as tfp
+
+    from tfp_flows import flows
+
+    rss_import = _rss_mb()
+    dim, hidden, layers, n_samples = cfg["dim"], cfg["hidden"], cfg["layers"], cfg["sample_n"]
+    jit = lib.endswith("_xla")
+    tf.random.set_seed(0)
+    if lib.startswith("tfp_flows"):
+        dist = flows.maf(dim, num_layers=layers, hidden_units=(hidden, hidden))
+        iaf = flows.iaf(dim, num_layers=layers, hidden_units=(hidden, hidden))
+    else:
+        dist, iaf = _tfp_builtin_maf(tf, dim, hidden, layers), None
+    x = tf.constant(x_np)
+    dist.log_prob(x[:2])  # builds TFP's lazily built AutoregressiveNetworks
+    variables = list(dist.trainable_variables)
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(variables)
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(dist.log_prob(x))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    compiled = tf.function(jit_compile=jit)
+    step_fn = compiled(step)
+    log_prob_fn = compiled(lambda x: dist.log_prob(x))
+    seed = tf.constant([3, 4], tf.int32)
+    sample_fn = compiled(lambda seed: dist.sample(n_samples, seed=seed))
+
+    def sync(out):
+        return tf.nest.map_structure(lambda t: t.numpy(), out)
+
+    result = {
+        "train_step": _time(lambda: step_fn(x), sync, min_time, blocks),
+        "log_prob": _time(lambda: log_prob_fn(x), sync, min_time, blocks),
+        "sample": _time(lambda: sample_fn(seed), sync, min_time, 2, warm_up=False),
+    }
+    if iaf is not None:
+        iaf_fn = compiled(lambda seed: iaf.sample(n_samples, seed=seed))
+        result["iaf_sample"] = _time(lambda: iaf_fn(seed), sync, min_time, blocks)
+    result["num_params"] = int(sum(v.shape.num_elements() for v in variables))
+    result["rss_after_import_mb"] = rss_import
+    result["rss_peak_mb"] = _rss_mb()
+    result["peak_flops"] = _tf_peak(tf, cfg["peak_reps"], cfg["peak_n"])
+    result["versions"] = {
+        "tensorflow": tf.__version__,
+        "tensorflow_probability": tfp.__version__,
+        "keras": keras.__version__,
+    }
+    result["settings"] = {
+        "jit_compile": jit,
+        "tf_function": True,
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "optimizer": "keras.optimizers.Adam(1e-3)",
+        "log_scale": "tanh soft clamp at 3.0 (flows.maf default)"
+        if lib.startswith("tfp_flows")
+        else "unclamped exp (TFP default)",
+    }
+    return result
+
+
+# -- PyTorch libraries -------------------------------------------------------------------------
+
+
+def _torch_setup(threads: int):
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set or parallel work started (in-process use)
+        pass
+    return torch
+
+
+def _torch_peak(torch, reps: int, n: int) -> float:
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen)
+    b = torch.randn(n, n, generator=gen)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best
+
+
+def _nflows_maf(dim, hidden, layers):
+    import torch.nn.functional as F
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms import (
+        CompositeTransform,
+        MaskedAffineAutoregressiveTransform,
+        ReversePermutation,
+    )
+
+    transforms = []
+    for i in range(layers):
+        # num_blocks=1 feed-forward block: D -> H (ReLU) -> H (ReLU) -> 2D, as the others.
+        transforms.append(
+            MaskedAffineAutoregressiveTransform(
+                features=dim,
+                hidden_features=hidden,
+                num_blocks=1,
+                use_residual_blocks=False,
+                activation=F.relu,
+            )
+        )
+        if i < layers - 1:
+            transforms.append(ReversePermutation(features=dim))
+    return Flow(CompositeTransform(transforms), StandardNormal([dim]))
+
+
+def _run_torch(lib, cfg, x_np, min_time, blocks):
+    torch = _torch_setup(cfg["threads"])
+    dim, hidden, layers, n_samples = cfg["dim"], cfg["hidden"], cfg["layers"], cfg["sample_n"]
+    rss_import = _rss_mb()
+    torch.manual_seed(0)
+    x = torch.from_numpy(x_np)
+    if lib.startswith("zuko"):
+        import zuko
+
+        flow = zuko.flows.MAF(features=dim, transforms=layers, hidden_features=(hidden, hidden))
+
+        def log_prob(x):
+            return flow().log_prob(x)
+
+        def sample():
+            return flow().sample((n_samples,))
+
+        versions = {"torch": torch.__version__, "zuko": zuko.__version__}
+        log_scale = "soft clamp s / (1 + |s / log 1e-3|) (zuko default)"
+    else:
+        from importlib.metadata import version
+
+        flow = _nflows_maf(dim, hidden, layers)
+        log_prob = flow.log_prob
+
+        def sample():
+            return flow.sample(n_samples)
+
+        versions = {"torch": torch.__version__, "nflows": version("nflows")}
+        log_scale = "softplus scale + 1e-3 (nflows default)"
+
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
+
+    def loss_fn(x):
+        return -log_prob(x).mean()
+
+    def opt_step():
+        optimizer.step()
+
+    sample_mode = "eager"
+    if lib.endswith("_compile"):
+        # The documented recipe: compile the loss (forward and, through AOTAutograd, backward)
+        # and the optimizer step; backward() itself stays a call into the compiled graph.
+        loss_fn = torch.compile(loss_fn)
+        opt_step = torch.compile(opt_step)
+        log_prob = torch.compile(log_prob)
+        if cfg["compile_sample"]:
+            sample = torch.compile(sample)
+            sample_mode = "torch.compile"
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(x)
+        loss.backward()
+        opt_step()
+        return loss
+
+    def no_grad(fn):
+        def wrapped():
+            with torch.no_grad():
+                return fn()
+
+        return wrapped
+
+    def sync(out):
+        return out.detach()
+
+    result = {
+        "train_step": _time(step, sync, min_time, blocks),
+        "log_prob": _time(no_grad(lambda: log_prob(x)), sync, min_time, blocks),
+        "sample": _time(no_grad(sample), sync, min_time, 2, warm_up=False),
+    }
+    result["num_params"] = int(sum(p.numel() for p in flow.parameters()))
+    result["rss_after_import_mb"] = rss_import
+    result["rss_peak_mb"] = _rss_mb()
+    result["peak_flops"] = _torch_peak(torch, cfg["peak_reps"], cfg["peak_n"])
+    result["versions"] = versions
+    result["settings"] = {
+        "torch_compile": lib.endswith("_compile"),
+        "sample_mode": sample_mode if lib.endswith("_compile") else "eager",
+        "intra_op_threads": torch.get_num_threads(),
+        "inter_op_threads": torch.get_num_interop_threads(),
+        "optimizer": "torch.optim.Adam(lr=1e-3)",
+        "log_scale": log_scale,
+    }
+    return result
+
+
+# -- entry points -----------------------------------------------------------------------------
+
+
+def measure(
+    lib: str,
+    *,
+    dim: int,
+    hidden: int,
+    batch: int,
+    layers: int = 5,
+    sample_n: int = 512,
+    threads: int = 2,
+    min_time: float = 0.25,
+    blocks: int = 5,
+    peak_reps: int = 5,
+    peak_n: int = PEAK_N,
+    compile_sample: bool = False,
+) -> dict:
+    """Measures one library on one case in this process; returns the JSON-ready record."""
+    if lib not in LIBS:
+        raise ValueError(f"`lib` must be one of {LIBS}; got {lib!r}.")
+    import numpy as np
+
+    cfg = dict(
+        lib=lib,
+        dim=dim,
+        hidden=hidden,
+        batch=batch,
+        layers=layers,
+        sample_n=sample_n,
+        threads=threads,
+        min_time=min_time,
+        blocks=blocks,
+        peak_reps=peak_reps,
+        peak_n=peak_n,
+        compile_sample=compile_sample,
+    )
+    rng = np.random.default_rng(0)
+    # The same data for every library: correlated Gaussian-ish vectors.
+    x_np = rng.standard_normal((batch, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
+    x_np = x_np.astype(np.float32)
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    runner = _run_tf if lib in TF_LIBS else _run_torch
+    result = runner(lib, cfg, x_np, min_time, blocks)
+    result["config"] = cfg
+    result["flops"] = {
+        "log_prob": matmul_flops(dim, hidden, batch, layers),
+        "train_step": 3.0 * matmul_flops(dim, hidden, batch, layers),
+        "sample": matmul_flops(dim, hidden, sample_n, layers) * dim,
+        "iaf_sample": matmul_flops(dim, hidden, sample_n, layers),
+    }
+    result["worker_wall_s"] = time.perf_counter() - start
+    result["loadavg_1min"] = [load_before[0], os.getloadavg()[0]]
+    result["env"] = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    result["python"] = platform.python_version()
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lib", required=True, choices=LIBS)
+    parser.add_argument(
+        "--case", action="append", required=True, help="D,H,BATCH (repeat for several cases)"
+    )
+    parser.add_argument("--layers", type=int, default=5)
+    parser.add_argument("--sample-n", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-time", type=float, default=0.25, help="seconds per timing block")
+    parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument("--peak-reps", type=int, default=5)
+    parser.add_argument("--peak-n", type=int, default=PEAK_N, help="size of the peak matmul")
+    parser.add_argument(
+        "--compile-sample",
+        action="store_true",
+        help="torch.compile zuko's D-pass sampling too (unrolls D x layers MADE calls: minutes)",
+    )
+    args = parser.parse_args(argv)
+    # Before the frameworks load: their thread pools read these.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    # OpenMP's spin-waiting turns a 10 ms torch step into 200 ms when another process holds a
+    # core (a shared machine): passive waiting keeps torch's timings meaningful there.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    results = []
+    for case in args.case:
+        dim, hidden, batch = (int(v) for v in case.split(","))
+        results.append(
+            measure(
+                args.lib,
+                dim=dim,
+                hidden=hidden,
+                batch=batch,
+                layers=args.layers,
+                sample_n=args.sample_n,
+                threads=args.threads,
+                min_time=args.min_time,
+                blocks=args.blocks,
+                peak_reps=args.peak_reps,
+                peak_n=args.peak_n,
+                compile_sample=args.compile_sample,
+            )
+        )
+    sys.stdout.write("\n" + json.dumps(results) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Where a tfp_flows MAF training step spends its time: ablations of one case (default B).
+
+    python benchmarks/profile_step.py [--dim 64 --hidden 512 --batch 512] [--torch]
+
+Times, each as tf.function(jit_compile=True) and as plain tf.function (2 intra-op threads):
+  step        the benchmark's step: dist.log_prob, gradient, Keras Adam update
+  fwd_bwd     loss and gradients, no optimizer
+  log_prob    the loss alone
+  adam        the Adam update alone, with fixed gradients
+  bare_*      the same 5 MADEs written as raw matmuls on pre-masked kernels (no TFP, no Keras,
+              no mask multiply, no soft clamp): the floor for this architecture in TF
+  matmuls     only the 15 dense matmuls of the forward pass (and x3 for the step)
+With `--torch`, also the bare MADEs in torch (eager and torch.compile) for the BLAS comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def timeit(fn, sync, reps=5, min_time=0.3):
+    sync(fn())
+    sync(fn())
+    start = time.perf_counter()
+    sync(fn())
+    n = max(1, round(min_time / (time.perf_counter() - start)))
+    out = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        for _ in range(n):
+            r = fn()
+        sync(r)
+        out.append((time.perf_counter() - start) / n)
+    return statistics.median(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--torch", action="store_true")
+    args = parser.parse_args()
+    d, h, b, k = args.dim, args.hidden, args.batch, 5
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from tfp_flows import flows
+
+    x = tf.constant(np.random.default_rng(0).standard_normal((b, d)).astype(np.float32))
+    dist = flows.maf(d, num_layers=k, hidden_units=(h, h))
+    variables = list(dist.trainable_variables)
+    opt = keras.optimizers.Adam(1e-3)
+    opt.build(variables)
+    grads0 = [tf.ones_like(v) * 1e-3 for v in variables]
+    made_layers = [b.conditioner for b in dist.bijector.bijectors if hasattr(b, "conditioner")]
+    assert len(made_layers) == k
+    masked = [
+        [tf.Variable(kern * mask) for kern, mask in zip(m._kernels, m._kernel_masks)]
+        for m in made_layers
+    ]
+    biases = [[tf.Variable(bias.value) for bias in m._biases] for m in made_layers]
+    bare_vars = [v for layer in masked + biases for v in layer]
+    flops = 2.0 * b * (d * h + h * h + h * 2 * d) * k
+
+    def loss_fn(x):
+        return -tf.reduce_mean(dist.log_prob(x))
+
+    def fwd_bwd(x):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(x)
+        return tape.gradient(loss, variables)
+
+    def step(x):
+        grads = fwd_bwd(x)
+        opt.apply_gradients(zip(grads, variables))
+        return grads[0]
+
+    def adam():
+        opt.apply_gradients(zip(grads0, variables))
+        return variables[0]
+
+    def bare_loss(x):
+        z, logdet = x, 0.0
+        for kernels, bs in zip(masked, biases):
+            hcur = tf.nn.relu(z @ kernels[0] + bs[0])
+            hcur = tf.nn.relu(hcur @ kernels[1] + bs[1])
+            params = tf.reshape(hcur @ kernels[2] + bs[2], [-1, d, 2])
+            shift, log_scale = params[..., 0], params[..., 1]
+            z = ((z - shift) * tf.exp(-log_scale))[:, ::-1]
+            logdet += -tf.reduce_sum(log_scale, -1)
+        return -tf.reduce_mean(-0.5 * tf.reduce_sum(z**2, -1) + logdet)
+
+    def bare_fwd_bwd(x):
+        with tf.GradientTape() as tape:
+            loss = bare_loss(x)
+        return tape.gradient(loss, bare_vars)
+
+    def matmuls(x):
+        hcur = tf.tile(x, [1, 1])
+        out = 0.0
+        for kernels in masked:
+            h1 = hcur @ kernels[0]
+            h2 = h1 @ kernels[1]
+            out += tf.reduce_sum(h2 @ kernels[2])
+        return out
+
+    def sync(r):
+        return tf.nest.map_structure(lambda t: t.numpy(), r)
+
+    print(f"case D={d} H={h} batch={b}; forward matmul FLOPs {flops / 1e9:.2f} GFLOP")
+    for jit in (True, False):
+        fns = {
+            "step": step,
+            "fwd_bwd": fwd_bwd,
+            "log_prob": loss_fn,
+            "adam": adam,
+            "bare_fwd_bwd": bare_fwd_bwd,
+            "bare_loss": bare_loss,
+            "matmuls": matmuls,
+        }
+        rows = {}
+        for name, f in fns.items():
+            compiled = tf.function(f, jit_compile=jit)
+            call_args = () if name == "adam" else (x,)
+            rows[name] = timeit(lambda c=compiled, a=call_args: c(*a), sync)
+        print(f"-- TF {'jit_compile=True' if jit else 'tf.function'}")
+        for name, sec in rows.items():
+            work = flops * (3 if "bwd" in name or name == "step" else 1)
+            extra = "" if name == "adam" else f"  {work / sec / 1e9:6.1f} GFLOP/s"
+            print(f"   {name:14s} {sec * 1e3:8.2f} ms{extra}")
+
+    if args.torch:
+        import torch
+
+        torch.set_num_threads(2)
+        tx = torch.from_numpy(x.numpy())
+        tk = [[torch.tensor(v.numpy(), requires_grad=True) for v in layer] for layer in masked]
+        tb = [[torch.tensor(v.numpy(), requires_grad=True) for v in layer] for layer in biases]
+
+        def t_loss(x):
+            z, logdet = x, 0.0
+            for kernels, bs in zip(tk, tb):
+                hcur = torch.relu(z @ kernels[0] + bs[0])
+                hcur = torch.relu(hcur @ kernels[1] + bs[1])
+                params = (hcur @ kernels[2] + bs[2]).reshape(-1, d, 2)
+                shift, log_scale = params[..., 0], params[..., 1]
+                z = ((z - shift) * torch.exp(-log_scale)).flip(-1)
+                logdet = logdet - log_scale.sum(-1)
+            return -(-0.5 * (z**2).sum(-1) + logdet).mean()
+
+        def t_fwd_bwd(loss_fn):
+            def run():
+                loss = loss_fn(tx)
+                loss.backward()
+                return loss
+
+            return run
+
+        compiled = torch.compile(t_loss)
+        print("-- torch (bare MADEs, same kernels)")
+        for name, fn in (("eager", t_loss), ("compile", compiled)):
+            sec = timeit(t_fwd_bwd(fn), lambda r: r.detach())
+            rate = 3 * flops / sec / 1e9
+            print(f"   bare_fwd_bwd {name:8s} {sec * 1e3:8.2f} ms  {rate:6.1f} GFLOP/s")
+            with torch.no_grad():
+                sec = timeit(lambda fn=fn: fn(tx), lambda r: r)
+            print(
+                f"   bare_loss    {name:8s} {sec * 1e3:8.2f} ms  {flops / sec / 1e9:6.1f} GFLOP/s"
+            )
+
+
+if __name__ == "__main__":
+    main()
