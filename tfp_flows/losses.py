@@ -215,7 +215,7 @@ def reverse_kl(
     loss = -tf.reduce_mean(log_w)
     if stick_the_landing:
         # Subtract a term of value 0 whose gradient is the score term, log q_phi(z) at fixed z.
-        score = tf.reduce_mean(dist.log_prob(tf.stop_gradient(z)))
+        score = tf.reduce_mean(dist.log_prob(tf.nest.map_structure(tf.stop_gradient, z)))
         loss = loss - score + tf.stop_gradient(score)
     return loss
 

@@ -53,7 +53,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import flows
-from tfp_flows.losses import reverse_kl, sample_and_log_weights
+from tfp_flows.losses import reverse_kl
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -234,15 +234,9 @@ def call_target(target_log_prob_fn: Callable, z):
 
 
 def _negative_elbo(surrogate, target, sample_size, seed, stick_the_landing):
-    if not (stick_the_landing and tf.nest.is_nested(surrogate.dtype)):
-        return reverse_kl(
-            surrogate, target, sample_size, seed=seed, stick_the_landing=stick_the_landing
-        )
-    # `reverse_kl(stick_the_landing=True)` calls `tf.stop_gradient` on the whole sample, which
-    # fails for structured samples; the same estimator with the stop-gradient mapped over parts.
-    z, _, log_w = sample_and_log_weights(surrogate, target, sample_size, seed=seed)
-    score = tf.reduce_mean(surrogate.log_prob(tf.nest.map_structure(tf.stop_gradient, z)))
-    return -tf.reduce_mean(log_w) - score + tf.stop_gradient(score)
+    return reverse_kl(
+        surrogate, target, sample_size, seed=seed, stick_the_landing=stick_the_landing
+    )
 
 
 @dataclasses.dataclass
