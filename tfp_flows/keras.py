@@ -235,7 +235,7 @@ class DensityModel(_FlowModel):
                 bits_per_dim(-loss, num_dims=self._num_dims, num_bins=self.num_bins),
                 sample_weight=count,
             )
-        return {m.name: m.result() for m in self.metrics}
+        return _step_logs({m.name: m.result() for m in self.metrics})
 
     def train_step(self, data):
         x, c = self._unpack(data)
@@ -301,6 +301,20 @@ def _distributed() -> bool:
     """Whether this runs in one replica of several (under a `tf.distribute` strategy)."""
     ctx = tf.distribute.get_replica_context()
     return ctx is not None and ctx.num_replicas_in_sync > 1
+
+
+def _step_logs(logs: dict) -> dict:
+    """Step logs in the shape Keras can reduce across replicas.
+
+    Keras (3.15) reduces step logs over the workers of a `MultiWorkerMirroredStrategy` with
+    `strategy.reduce(MEAN, value, axis=0)`, which fails on scalars: there they are returned with
+    shape `[1]` (and reduced to scalars). Epoch logs are read from the metrics' variables,
+    summed over all replicas, so they are exact global means in every case.
+    """
+    strategy = tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and _distributed():
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
 
 
 def _global_count(count: tf.Tensor) -> tf.Tensor:
