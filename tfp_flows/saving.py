@@ -167,7 +167,11 @@ def load_model(path: str | os.PathLike, *, custom_objects=None, compile: bool = 
         raise
     except Exception as e:
         message = str(e)
-        if "safe_mode" in message or "unsafe" in message.lower():
+        chain, cause = [], e
+        while cause is not None and len(chain) < 10:
+            chain.append(str(cause))
+            cause = cause.__cause__ or cause.__context__
+        if any("safe_mode" in text or "unsafe" in text.lower() for text in chain):
             raise ModelFileError(
                 f"Refusing to load {path!r}: it contains Python code (e.g. a Lambda layer's "
                 "bytecode), and tfp_flows always loads in Keras' safe mode so that no code "
