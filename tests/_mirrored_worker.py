@@ -142,9 +142,30 @@ def fit(flow: str, optimizer: str = "sgd", rows: int = 89, batch: int = 32) -> d
     }
 
 
+def vi_refused() -> dict:
+    """VariationalModel refuses several replicas with a clear error (not a silent 2x step)."""
+    from tfp_flows.keras import VariationalModel
+
+    with STRATEGY.scope():
+        model = VariationalModel(
+            "iaf",
+            {"dim": 2, "num_layers": 1, "hidden_units": [8]},
+            target_log_prob_fn=lambda z: -0.5 * tf.reduce_sum(z**2, -1),
+            num_samples=8,
+        )
+        model.compile(optimizer="sgd")
+    try:
+        model.fit(steps_per_epoch=1, epochs=1, verbose=0)
+    except ValueError as e:
+        return {"error": str(e)}
+    return {"error": None}
+
+
+SCENARIOS = {"actnorm_uneven": actnorm_uneven, "vi_refused": vi_refused}
+
 if __name__ == "__main__":
     results = {}
     for arg in sys.argv[1:]:
         name, _, opt = arg.partition(":")
-        results[arg] = actnorm_uneven() if name == "actnorm_uneven" else fit(name, opt or "sgd")
+        results[arg] = SCENARIOS[name]() if name in SCENARIOS else fit(name, opt or "sgd")
     print("RESULTS " + json.dumps(results))

@@ -53,7 +53,7 @@ def _mirrored(*scenarios, timeout=600):
 @pytest.fixture(scope="module")
 def mirrored():
     """One interpreter for the fast scenarios (a TensorFlow import costs seconds)."""
-    return _mirrored("actnorm_uneven", "maf", "real_nvp")
+    return _mirrored("actnorm_uneven", "maf", "real_nvp", "vi_refused")
 
 
 @pytest.mark.parametrize("mode", ["function", "eager"])
@@ -81,9 +81,15 @@ def test_mirrored_fit_equals_one_device(mirrored, flow):
         assert result["max_actnorm_diff"] < TOL
 
 
+def test_variational_model_refuses_several_replicas(mirrored):
+    assert "does not support training on several tf.distribute replicas" in (
+        mirrored["vi_refused"]["error"] or ""
+    )
+
+
 @pytest.mark.slow
 def test_mirrored_glow_equals_one_device():
-    result = _mirrored("glow", "glow:adam")
+    result = _mirrored("glow", "glow:adam", timeout=1500)
     sgd, adam = result["glow"], result["glow:adam"]
     assert sgd["num_actnorm_variables"] == 12  # 4 steps of ActNorm: shift, log-scale, flag
     np.testing.assert_allclose(sgd["dist_nll"], sgd["single_nll"], rtol=1e-6)

@@ -416,6 +416,12 @@ class VariationalModel(_FlowModel):
         return tf.stack([tf.constant(self.seed, tf.int32), self._draws.value])
 
     def train_step(self, data):
+        if _distributed():
+            raise ValueError(
+                "VariationalModel does not support training on several tf.distribute replicas "
+                "(each would need its own samples and a 1/replicas loss scale); fit it outside "
+                "a multi-replica strategy scope, or use DensityModel for data."
+            )
         seed = self._next_seed()
         with tf.GradientTape() as tape:
             _, _, log_w = sample_and_log_weights(
