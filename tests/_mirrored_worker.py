@@ -14,21 +14,29 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
+import numpy as np
 import tensorflow as tf
 
-_cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfp_flows.bijectors import ActNorm
+from tfp_flows.flows import flow_bijectors
+from tfp_flows.keras import DensityModel
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+STRATEGY = None  # set by `_setup`, in the subprocess only (pytest imports this for doctests)
 
-from tfp_flows.bijectors import ActNorm  # noqa: E402
-from tfp_flows.flows import flow_bijectors  # noqa: E402
-from tfp_flows.keras import DensityModel  # noqa: E402
 
-# One strategy for the process: several MirroredStrategy objects in one process can hand out
-# clashing collective instance keys.
-STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def _setup() -> None:
+    """Two logical CPU devices (before TF initialises them) and one strategy over both.
+
+    One strategy for the process: several MirroredStrategy objects in one process can hand out
+    clashing collective instance keys.
+    """
+    global STRATEGY
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
 FLOWS = {
     "maf": ({"dim": 3, "num_layers": 2, "hidden_units": [16]}, [3]),
     "real_nvp": ({"event_shape": [3], "num_layers": 3, "hidden_units": [16]}, [3]),
@@ -164,6 +172,7 @@ def vi_refused() -> dict:
 SCENARIOS = {"actnorm_uneven": actnorm_uneven, "vi_refused": vi_refused}
 
 if __name__ == "__main__":
+    _setup()
     results = {}
     for arg in sys.argv[1:]:
         name, _, opt = arg.partition(":")
