@@ -416,12 +416,6 @@ class VariationalModel(_FlowModel):
         return tf.stack([tf.constant(self.seed, tf.int32), self._draws.value])
 
     def train_step(self, data):
-        if _distributed():
-            raise ValueError(
-                "VariationalModel does not support training on several tf.distribute replicas "
-                "(each would need its own samples and a 1/replicas loss scale); fit it outside "
-                "a multi-replica strategy scope, or use DensityModel for data."
-            )
         seed = self._next_seed()
         with tf.GradientTape() as tape:
             _, _, log_w = sample_and_log_weights(
@@ -440,6 +434,12 @@ class VariationalModel(_FlowModel):
         return self._step_metrics(log_w)
 
     def fit(self, x=None, *args, steps_per_epoch=None, **kwargs):
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            raise ValueError(
+                "VariationalModel does not support training on several tf.distribute replicas "
+                "(each would need its own samples and a 1/replicas loss scale); build it outside "
+                "a multi-replica strategy scope, or use DensityModel to fit data."
+            )
         if x is None:
             if steps_per_epoch is None:
                 raise ValueError("With no data, `fit` needs `steps_per_epoch`.")
