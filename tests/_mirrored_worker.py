@@ -123,7 +123,7 @@ def fit(flow: str, optimizer: str = "sgd", rows: int = 89, batch: int = 32) -> d
     sizes = [max(1.0, float(np.max(np.abs(v.numpy().astype("f8"))))) for v, _ in pairs]
     floats = [(v, w) for v, w in zip(single.weights, initial) if v.dtype != "bool"]
     moved = max(_max_diff(v.numpy(), w) for v, w in floats)
-    reordered = None
+    reordered = reordered_nll = None
     if optimizer == "adam":
         # The float tolerance of Adam itself: one device, each batch's rows in reverse order
         # (the same mean gradient, summed in another order).
@@ -131,7 +131,9 @@ def fit(flow: str, optimizer: str = "sgd", rows: int = 89, batch: int = 32) -> d
         other = _make(flow, optimizer)
         for variable, value in zip(other.weights, initial, strict=True):
             variable.assign(value)
-        other.fit(x_rev, batch_size=batch, epochs=2, shuffle=False, verbose=0)
+        reordered_nll = other.fit(
+            x_rev, batch_size=batch, epochs=2, shuffle=False, verbose=0
+        ).history["nll"]
         pairs = zip(single.weights, other.weights, strict=True)
         reordered = max(_max_diff(v.numpy(), w.numpy()) for v, w in pairs)
     return {
@@ -146,6 +148,7 @@ def fit(flow: str, optimizer: str = "sgd", rows: int = 89, batch: int = 32) -> d
         "num_actnorm_variables": sum(is_actnorm),
         "max_weight_change": moved,
         "single_reordered_max_weight_diff": reordered,
+        "single_reordered_nll": reordered_nll,
         "iterations": int(dist.optimizer.iterations.numpy()),
     }
 

@@ -95,9 +95,11 @@ def test_mirrored_glow_equals_one_device():
     np.testing.assert_allclose(sgd["dist_nll"], sgd["single_nll"], rtol=1e-6)
     assert sgd["max_weight_change"] > 0.1
     assert sgd["max_relative_weight_diff"] < TOL
-    np.testing.assert_allclose(adam["dist_nll"], adam["single_nll"], rtol=1e-5)
     # Adam divides by sqrt(v): rounding-level differences in near-zero gradients become
-    # update-sized. Two replicas stay within what reordering one batch does on one device.
+    # update-sized. Two replicas stay within what reordering each batch does on one device.
+    nll_diff = np.abs(np.subtract(adam["dist_nll"], adam["single_nll"]))
+    reorder_nll_diff = np.abs(np.subtract(adam["single_reordered_nll"], adam["single_nll"]))
+    assert np.all(nll_diff <= 2 * reorder_nll_diff + 1e-6 * np.abs(adam["single_nll"]))
     assert adam["max_weight_diff"] <= max(2 * adam["single_reordered_max_weight_diff"], TOL)
 
 
