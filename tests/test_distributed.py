@@ -47,7 +47,9 @@ def _mirrored(*scenarios, timeout=600):
         pytest.fail(f"MirroredStrategy worker timed out after {timeout} s")
     lines = [line for line in out.splitlines() if line.startswith("RESULTS ")]
     assert proc.returncode == 0 and lines, out[-5000:]
-    return json.loads(lines[-1][len("RESULTS ") :])
+    results = json.loads(lines[-1][len("RESULTS ") :])
+    print("MirroredStrategy figures:", json.dumps(results))  # shown with `pytest -s`
+    return results
 
 
 @pytest.fixture(scope="module")
