@@ -168,6 +168,7 @@ def test_multi_worker_fit_matches_one_device_and_the_chief_saves(tmp_path):
     from tfp_flows.keras import load_model
 
     chief, other = run_cluster(str(tmp_path))
+    print("MultiWorkerMirroredStrategy figures:", json.dumps(chief))  # shown with `pytest -s`
     assert chief["num_replicas"] == other["num_replicas"] == 2
     assert chief["iterations"] == other["iterations"] == 8  # 2 epochs of 64 / 16
     # Both workers hold the same weights: synchronous training.
