@@ -8,6 +8,13 @@ all of them, so `model.trainable_variables` is the flow's, `model.fit` trains it
 ActNorm's "initialised" flag included. A flow holding variables Keras cannot track (e.g. TFP's
 `tfb.BatchNormalization`, a tf-keras layer) is refused with an error naming the variable.
 
+Saving is atomic (`model.save`, `model.save_weights`, and so `ModelCheckpoint` and
+`BackupAndRestore`): a crash while writing leaves the previous file intact. `load_model(path)`
+loads in safe mode always and raises `ModelFileError` naming the file and the problem for a
+truncated or corrupted file. Under a `tf.distribute` strategy (`MirroredStrategy`,
+`MultiWorkerMirroredStrategy`), `fit` gives the same loss and updates as one device on the same
+global batches.
+
 Flows are rebuilt on load from a registered factory name and its keyword arguments
 (`tfp_flows.flows.FACTORIES`; add your own with `register_factory`).
 
@@ -25,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 
 import keras
 import numpy as np
@@ -35,10 +43,18 @@ from tfp_flows import flows as flow_factories
 from tfp_flows.bijectors import ActNorm, FlowBijector
 from tfp_flows.images import bits_per_dim
 from tfp_flows.losses import check_data, check_event_shape, sample_and_log_weights
+from tfp_flows.saving import ModelFileError, atomic_write, load_model
 
 tfd = tfp.distributions
 
-__all__ = ["DensityModel", "VariationalModel", "keras_objects"]
+__all__ = [
+    "DensityModel",
+    "ModelFileError",
+    "VariationalModel",
+    "keras_objects",
+    "load_model",
+    "save_model",
+]
 
 
 def keras_objects(dist_or_bijector) -> tuple[list, list]:
@@ -126,6 +142,21 @@ class _FlowModel(keras.Model):
         """`n` samples from the flow (`conditional` must then have `n` rows, or broadcast)."""
         return self._flow_for(conditional).sample(n, seed=seed)
 
+    def save(self, filepath, overwrite: bool = True, **kwargs):
+        """`keras.Model.save`, atomically: a crash while writing leaves the old file intact."""
+        save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite: bool = True, **kwargs):
+        """`keras.Model.save_weights`, atomically (used by `BackupAndRestore`)."""
+        filepath = os.fspath(filepath)
+        if "://" in filepath:
+            return keras.Model.save_weights(self, filepath, overwrite=overwrite, **kwargs)
+        atomic_write(
+            filepath,
+            lambda tmp: keras.Model.save_weights(self, tmp, overwrite=True, **kwargs),
+            overwrite=overwrite,
+        )
+
     def get_config(self):
         if self._flow_spec is None:
             raise ValueError(
@@ -134,6 +165,23 @@ class _FlowModel(keras.Model):
             )
         name, kwargs = self._flow_spec
         return {**super().get_config(), "flow": name, "flow_kwargs": kwargs}
+
+
+def save_model(model: keras.Model, filepath, *, overwrite: bool = True, **kwargs) -> None:
+    """Saves any Keras model to a `.keras` file atomically (see `tfp_flows.saving`).
+
+    The file is written beside `filepath` under a temporary name and renamed over it, so a
+    crash while writing leaves the previous file intact and loadable. Remote paths (`gs://...`)
+    are passed to `keras.Model.save` unchanged, without that guarantee.
+    """
+    filepath = os.fspath(filepath)
+    if "://" in filepath:
+        return keras.Model.save(model, filepath, overwrite=overwrite, **kwargs)
+    atomic_write(
+        filepath,
+        lambda tmp: keras.Model.save(model, tmp, overwrite=True, **kwargs),
+        overwrite=overwrite,
+    )
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -178,26 +226,35 @@ class DensityModel(_FlowModel):
             )
         return check_data(self.flow, x), c
 
-    def _update_metrics(self, loss):
-        self._nll.update_state(loss)
+    def _update_metrics(self, loss, count):
+        # Weighted by the batch size, so epoch metrics are per-example means also when batches
+        # (or replicas' shares of a global batch) differ in size.
+        self._nll.update_state(loss, sample_weight=count)
         if self._bpd is not None:
             self._bpd.update_state(
-                bits_per_dim(-loss, num_dims=self._num_dims, num_bins=self.num_bins)
+                bits_per_dim(-loss, num_dims=self._num_dims, num_bins=self.num_bins),
+                sample_weight=count,
             )
-        return {m.name: m.result() for m in self.metrics}
+        return _step_logs({m.name: m.result() for m in self.metrics})
 
     def train_step(self, data):
         x, c = self._unpack(data)
+        count = tf.cast(tf.shape(x)[0], self.flow.dtype)
         with tf.GradientTape() as tape:
-            loss = -tf.reduce_mean(self._flow_for(c).log_prob(x))
+            nll = -self._flow_for(c).log_prob(x)
+            loss = tf.reduce_mean(nll)
+            # The optimizer sums gradients over replicas: each replica's share of the global
+            # mean is its sum over the global batch size (sums and counts, not means of means).
+            scaled = tf.reduce_sum(nll) / _global_count(count) if _distributed() else loss
         variables = self.trainable_variables
-        grads = tape.gradient(loss, [v.value for v in variables])
+        grads = tape.gradient(scaled, [v.value for v in variables])
         self.optimizer.apply(grads, variables)
-        return self._update_metrics(loss)
+        return self._update_metrics(loss, count)
 
     def test_step(self, data):
         x, c = self._unpack(data)
-        return self._update_metrics(-tf.reduce_mean(self._flow_for(c).log_prob(x)))
+        loss = -tf.reduce_mean(self._flow_for(c).log_prob(x))
+        return self._update_metrics(loss, tf.cast(tf.shape(x)[0], self.flow.dtype))
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         x = self._validated(x, "x")
@@ -238,6 +295,31 @@ class DensityModel(_FlowModel):
                 f"{tuple(int(i) for i in index)}; no training step was run."
             )
         return array.astype(self.flow.dtype.as_numpy_dtype, copy=False)
+
+
+def _distributed() -> bool:
+    """Whether this runs in one replica of several (under a `tf.distribute` strategy)."""
+    ctx = tf.distribute.get_replica_context()
+    return ctx is not None and ctx.num_replicas_in_sync > 1
+
+
+def _step_logs(logs: dict) -> dict:
+    """Step logs in the shape Keras can reduce across replicas.
+
+    Keras (3.15) reduces step logs over the workers of a `MultiWorkerMirroredStrategy` with
+    `strategy.reduce(MEAN, value, axis=0)`, which fails on scalars: there they are returned with
+    shape `[1]` (and reduced to scalars). Epoch logs are read from the metrics' variables,
+    summed over all replicas, so they are exact global means in every case.
+    """
+    strategy = tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and _distributed():
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
+
+
+def _global_count(count: tf.Tensor) -> tf.Tensor:
+    """`count` summed over all replicas (replica context)."""
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, count)
 
 
 def _finite_check(*batch):
@@ -352,6 +434,12 @@ class VariationalModel(_FlowModel):
         return self._step_metrics(log_w)
 
     def fit(self, x=None, *args, steps_per_epoch=None, **kwargs):
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            raise ValueError(
+                "VariationalModel does not support training on several tf.distribute replicas "
+                "(each would need its own samples and a 1/replicas loss scale); build it outside "
+                "a multi-replica strategy scope, or use DensityModel to fit data."
+            )
         if x is None:
             if steps_per_epoch is None:
                 raise ValueError("With no data, `fit` needs `steps_per_epoch`.")

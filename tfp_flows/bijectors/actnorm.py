@@ -30,8 +30,11 @@ class ActNorm(FlowBijector):
     `log_prob` runs) sets `b` to the per-channel mean and `s` to the log standard deviation of
     that batch, so this layer's output has zero mean and unit variance per channel. A channel
     whose variance is below `epsilon` is centred but not scaled (`s = 0`), so constant data gives
-    no inf or NaN. Under `tf.distribute`, the statistics are those of the global batch (summed
-    over replicas). The `initialized` flag is a variable that is saved and restored with the
+    no inf or NaN. Under `tf.distribute` (e.g. `MirroredStrategy`, `MultiWorkerMirroredStrategy`)
+    the statistics are those of the global batch: per-replica sums and counts are summed across
+    replicas and every replica assigns the same values, so the result equals single-device
+    initialisation on the same global batch, also when replicas hold batches of unequal size.
+    The `initialized` flag is a variable that is saved and restored with the
     weights, so a restored model is never re-initialised. The forward (sampling) direction never
     initialises: before initialisation it is the identity, with a warning when run eagerly.
 
@@ -121,17 +124,45 @@ class ActNorm(FlowBijector):
         return tf.fill(shape[:split], positions * tf.reduce_sum(self.log_scale))
 
     def _maybe_initialize(self, y: tf.Tensor) -> None:
+        y = tf.stop_gradient(y)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # Replicas cannot synchronise inside `tf.cond` (no `merge_call` in a branch): hand
+            # every replica's batch to one cross-replica function, which branches on the flag.
+            ctx.merge_call(self._initialize_across_replicas, args=(y,))
+            return
+
         def initialize():
-            mean, var = _global_moments(tf.stop_gradient(y))
-            safe_var = tf.where(var > self._epsilon, var, tf.ones_like(var))
-            updates = [self.shift.assign(mean), self.log_scale.assign(0.5 * tf.math.log(safe_var))]
-            # The flag must not flip unless the statistics were computed (graphs may otherwise run
-            # this data-independent assignment even when fetching the data fails).
-            with tf.control_dependencies(updates):
-                self.initialized.assign(True)
-            return tf.constant(True)
+            mean, var = _moments([y], tf.add_n)
+            return self._assign_moments(mean, var)
 
         tf.cond(self.initialized, lambda: tf.constant(False), initialize)
+
+    def _initialize_across_replicas(self, strategy, y) -> None:
+        """Cross-replica context: initialises from the global batch (all replicas' `y`)."""
+        local = strategy.experimental_local_results(y)
+
+        def reduce_sum(per_device: list[tf.Tensor]) -> tf.Tensor:
+            # Local replicas' partial sums into one distributed value, summed over all replicas
+            # of all workers (value_fn is called once per local replica, in order).
+            parts = iter(per_device)
+            value = strategy.experimental_distribute_values_from_function(lambda _: next(parts))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+
+        def initialize():
+            mean, var = _moments(local, reduce_sum)
+            return self._assign_moments(mean, var)
+
+        tf.cond(self.initialized, lambda: tf.constant(False), initialize)
+
+    def _assign_moments(self, mean: tf.Tensor, var: tf.Tensor) -> tf.Tensor:
+        safe_var = tf.where(var > self._epsilon, var, tf.ones_like(var))
+        updates = [self.shift.assign(mean), self.log_scale.assign(0.5 * tf.math.log(safe_var))]
+        # The flag must not flip unless the statistics were computed (graphs may otherwise run
+        # this data-independent assignment even when fetching the data fails).
+        with tf.control_dependencies(updates):
+            self.initialized.assign(True)
+        return tf.constant(True)
 
     def _forward_and_log_det(self, x):
         if tf.executing_eagerly() and not bool(self.initialized.numpy()):
@@ -150,19 +181,34 @@ class ActNorm(FlowBijector):
         return x, -self._log_det(y)
 
 
-def _global_moments(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-channel mean and variance over all but the last axis, across replicas if any."""
-    axes = tf.range(tf.rank(y) - 1)
-    count = tf.cast(tf.size(y) // tf.shape(y)[-1], y.dtype)
-    sums = tf.stack([tf.reduce_sum(y, axes), tf.reduce_sum(tf.square(y), axes)])
-    ctx = tf.distribute.get_replica_context()
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        sums, count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [sums, count])
-    mean = sums[0] / count
-    # E[y^2] - E[y]^2 loses precision when |mean| >> std; a second, centred pass fixes that.
-    centred = tf.reduce_sum(tf.square(y - mean), axes)
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        centred = ctx.all_reduce(tf.distribute.ReduceOp.SUM, centred)
+def _moments(parts: list[tf.Tensor], reduce_sum) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-channel mean and variance over all but the last axis of the batch split into `parts`.
+
+    Sums and counts, not per-part means, are reduced (`reduce_sum` adds a list of per-part
+    tensors, across replicas under `tf.distribute`), so parts of unequal size weigh correctly.
+    """
+
+    def local(fn):
+        out = []
+        for part in parts:
+            with tf.device(part.device):
+                out.append(fn(part, tf.range(tf.rank(part) - 1)))
+        return out
+
+    sums = reduce_sum(
+        local(
+            lambda y, axes: tf.concat(
+                [
+                    tf.reduce_sum(y, axes),
+                    tf.cast(tf.size(y) // tf.shape(y)[-1], y.dtype)[None],
+                ],
+                axis=0,
+            )
+        )
+    )
+    mean, count = sums[:-1] / sums[-1], sums[-1]
+    # A second, centred pass: E[y^2] - E[y]^2 loses precision when |mean| >> std.
+    centred = reduce_sum(local(lambda y, axes: tf.reduce_sum(tf.square(y - mean), axes)))
     return mean, centred / count
 
 

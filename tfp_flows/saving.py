@@ -1,0 +1,181 @@
+"""Crash-safe saving and checked loading of Keras model files.
+
+`atomic_write(path, write)` has `write` fill a temporary file in the directory of `path`, flushes
+it to disk and renames it over `path` with `os.replace` (atomic on POSIX and Windows within one
+file system). A crash or an error while writing leaves the previous file untouched; readers see
+either the old file or the new one, never a partial one. The Keras models of `tfp_flows.keras`
+save this way, so `keras.callbacks.ModelCheckpoint` and `BackupAndRestore` write atomically too.
+
+`load_model(path)` checks the file before Keras reads it (a zip archive whose members pass their
+CRC checks) and raises `ModelFileError` naming the file and the problem for a missing, truncated
+or corrupted file. It always loads in Keras' safe mode: a file carrying Python code (a `Lambda`
+layer's bytecode) is refused, and no code from the file runs.
+
+Example:
+
+>>> import os, tempfile
+>>> from tfp_flows.saving import atomic_write
+>>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+>>> atomic_write(path, lambda tmp: open(tmp, "w").write("kept"))
+>>> def crash(tmp):
+...     open(tmp, "w").write("half")
+...     raise RuntimeError("power cut")
+>>> try:
+...     atomic_write(path, crash)
+... except RuntimeError:
+...     pass
+>>> open(path).read(), len(os.listdir(os.path.dirname(path)))
+('kept', 1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable
+
+import keras
+
+__all__ = ["ModelFileError", "atomic_write", "check_model_file", "load_model"]
+
+_KERAS_SUFFIXES = (".weights.h5", ".weights.json", ".keras", ".h5")
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: missing, truncated, corrupted or unsafe."""
+
+
+def _suffix(name: str) -> str:
+    for suffix in _KERAS_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return os.path.splitext(name)[1]
+
+
+def _fsync_directory(directory: str) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[str], object], *, overwrite: bool = True
+) -> None:
+    """Writes `path` all at once: `write(tmp)` fills a temporary file that replaces `path`.
+
+    The temporary file lies in the same directory (a hidden name ending in the same suffix,
+    e.g. `.keras`, so writers that check the suffix accept it) and is removed if `write`
+    raises. After a hard kill (SIGKILL, power loss) during `write`, `path` is still the previous
+    file and at most a stale hidden `.<name>.*.tmp<suffix>` file is left beside it.
+
+    Args:
+      path: the file to write.
+      write: called with the temporary file's path; must write the whole file there.
+      overwrite: if False, raise `FileExistsError` when `path` exists.
+    """
+    path = os.fspath(path)
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path!r} exists and overwrite=False.")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    name = os.path.basename(path)
+    suffix = _suffix(name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def check_model_file(path: str | os.PathLike) -> None:
+    """Raises `ModelFileError` unless `path` is a complete, uncorrupted `.keras` archive."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelFileError(f"Cannot load {path!r}: no such file.")
+    if os.path.isdir(path):
+        raise ModelFileError(
+            f"Cannot load {path!r}: it is a directory, not a .keras file (TF SavedModel "
+            "directories are not Keras 3 model files)."
+        )
+    size = os.path.getsize(path)
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(
+            f"Cannot load {path!r} ({size} bytes): not a complete .keras archive (a .keras "
+            "file is a zip archive; this one is truncated, corrupted or of another format)."
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            for info in archive.infolist():
+                try:
+                    with archive.open(info) as member:
+                        while member.read(1 << 20):
+                            pass
+                except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+                    raise ModelFileError(
+                        f"Cannot load {path!r}: member {info.filename!r} is corrupted "
+                        f"({type(e).__name__}: {e})."
+                    ) from e
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(
+            f"Cannot load {path!r} ({size} bytes): corrupted archive ({type(e).__name__}: {e})."
+        ) from e
+    missing = sorted({"config.json", "metadata.json"} - names)
+    if missing or not any(n.startswith("model.weights") for n in names):
+        missing = missing or ["model.weights.*"]
+        raise ModelFileError(
+            f"Cannot load {path!r}: not a Keras 3 model archive (missing {', '.join(missing)})."
+        )
+
+
+def load_model(path: str | os.PathLike, *, custom_objects=None, compile: bool = True):
+    """Loads a `.keras` model file in Keras' safe mode, after checking it is intact.
+
+    Raises:
+      ModelFileError: (a `ValueError`) naming the file and the problem, if it is missing,
+        truncated, corrupted, not a Keras archive, or carries code that safe mode refuses
+        (e.g. a `Lambda` layer).
+    """
+    path = os.fspath(path)
+    if _is_local(path):
+        check_model_file(path)
+    try:
+        return keras.models.load_model(
+            path, custom_objects=custom_objects, compile=compile, safe_mode=True
+        )
+    except ModelFileError:
+        raise
+    except Exception as e:
+        message = str(e)
+        chain, cause = [], e
+        while cause is not None and len(chain) < 10:
+            chain.append(str(cause))
+            cause = cause.__cause__ or cause.__context__
+        if any("safe_mode" in text or "unsafe" in text.lower() for text in chain):
+            raise ModelFileError(
+                f"Refusing to load {path!r}: it contains Python code (e.g. a Lambda layer's "
+                "bytecode), and tfp_flows always loads in Keras' safe mode so that no code "
+                f"from a file runs. ({type(e).__name__}: {message.splitlines()[0]})"
+            ) from e
+        first = message.splitlines()[0] if message else ""
+        raise ModelFileError(f"Cannot load {path!r}: {type(e).__name__}: {first}") from e
