@@ -1,6 +1,6 @@
 """tfp_flows: normalizing flows (Real NVP, Glow, MAF/IAF) for TensorFlow Probability."""
 
-from tfp_flows import bijectors, datasets, flows, images, losses, nn, testing, vi
+from tfp_flows import bijectors, datasets, flows, images, losses, nn, saving, testing, vi
 from tfp_flows._version import __version__
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "images",
     "losses",
     "nn",
+    "saving",
     "testing",
     "vi",
 ]
