@@ -58,7 +58,7 @@ def main(argv=None) -> dict:
     x_train = datasets.two_moons(n_train, seed=1)
     x_test = datasets.two_moons(1_000 if args.smoke else 10_000, seed=2)
 
-    model = DensityModel(build_flow(num_layers=4 if args.smoke else 8))
+    model = DensityModel(build_flow(2, 16) if args.smoke else build_flow())
     steps = epochs * (n_train // args.batch)
     model.compile(
         optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(args.lr, steps)),
