@@ -59,14 +59,17 @@ def true_log_prob(x: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--out", default="out/conditional")
     parser.add_argument("--smoke", action="store_true", help="tiny run, to check it works")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     keras.utils.set_random_seed(0)
-    n_train, epochs = (2_048, 1) if args.smoke else (40_960, args.epochs)
+    # Each training point has its own angle: with few points per angle the flow overfits (with
+    # 40k points seen 30 times, held-out NLL was 0.045 nats above training NLL), so this draws
+    # many points and passes over them few times.
+    n_train, epochs = (2_048, 1) if args.smoke else (204_800, args.epochs)
 
     x_train, c_train = rotated_moons(n_train, seed=1)
     x_test, c_test = rotated_moons(1_000 if args.smoke else 10_000, seed=2)
