@@ -2,14 +2,16 @@
 
 Each `examples/NAME.py` is imported from its file (in this process, so TensorFlow is imported
 once) and its `main(["--smoke", "--out", DIR])` is called. It must return its metrics as a dict,
-write `metrics.json` holding the same kind of figures and at least one PNG into `DIR`, and
-every number it reports must be finite. New examples are picked up automatically.
+write `metrics.json` and at least one PNG into `DIR`, plus every file its docstring names in
+backticks (e.g. `quickstart.png`), and every number it reports must be finite. New examples are
+picked up automatically.
 """
 
 import importlib.util
 import json
 import math
 import pathlib
+import re
 
 import keras
 import pytest
@@ -49,6 +51,9 @@ def test_example_runs_in_smoke_mode(path, tmp_path):
     metrics = module.main(["--smoke", "--out", str(tmp_path)])
 
     assert isinstance(metrics, dict) and metrics
+    promised = set(re.findall(r"`([\w.-]+\.(?:png|json))`", module.__doc__)) | {"metrics.json"}
+    missing = sorted(name for name in promised if not (tmp_path / name).exists())
+    assert not missing, f"{path.name} did not write {missing}"
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written, "metrics.json is empty"
     pngs = list(tmp_path.rglob("*.png"))
