@@ -8,7 +8,7 @@ and writes `energy_2d.png` (target density next to each flow's) and `metrics.jso
 
 Each training step is compiled with XLA and `steps_per_execution` runs 100 of them per call, so
 Keras' per-step overhead (several times the compute of these small networks) is paid once per
-100 steps. Compiling takes about 10-15 s of CPU per model.
+100 steps. Tracing and compiling take about 10-20 s of CPU per model.
 
     python examples/energy_2d.py [--steps N] [--energies u1,u2] [--out DIR] [--smoke]
 """
