@@ -202,3 +202,19 @@ def test_every_factory_trains_saves_and_reloads_exactly(tmp_path, flow, flow_kwa
     model.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_array_equal(loaded.log_prob(x[:5]), model.log_prob(x[:5]))
+
+
+def test_first_fit_traces_the_training_step_once():
+    # Keras builds the optimizer inside the first trace unless it is built before `fit`; a
+    # tf.function that creates variables is traced twice (twice the time to the first step).
+    model = _density_model()
+    calls, train_step = [], model.train_step
+
+    def counting_step(data):
+        calls.append(1)
+        return train_step(data)
+
+    model.train_step = counting_step
+    model.fit(datasets.two_moons(512, seed=1), batch_size=256, epochs=2, verbose=0)
+    assert model.optimizer.built
+    assert len(calls) == 1

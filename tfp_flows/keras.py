@@ -157,6 +157,15 @@ class _FlowModel(keras.Model):
             overwrite=overwrite,
         )
 
+    def fit(self, *args, **kwargs):
+        # Without a distribution strategy, Keras builds the optimizer (creates its slot variables)
+        # inside the first trace of the training step, and a `tf.function` that creates variables
+        # is traced twice. Building it here first halves the time to the first step.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():  # mirrored slots under a strategy
+                self.optimizer.build(self.trainable_variables)
+        return super().fit(*args, **kwargs)
+
     def get_config(self):
         if self._flow_spec is None:
             raise ValueError(
