@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -94,6 +95,21 @@ def _check_image_levels(shape: tuple[int, int, int], levels: int, what: str, arg
         )
 
 
+def _network_dtype(dtype):
+    """The dtype (policy) of the conditioner networks of a flow computing in `dtype`.
+
+    Under a mixed global Keras policy (e.g. `keras.mixed_precision.set_global_policy(
+    "mixed_bfloat16")`) whose variable dtype is the flow's, the networks take that policy: they
+    compute in bfloat16 (or float16) with float32 variables, and the bijectors cast their outputs
+    back, so log-determinants and log-probabilities stay in the flow's dtype.
+    """
+    policy = keras.config.dtype_policy()
+    mixed = policy.compute_dtype != policy.variable_dtype
+    if mixed and tf.as_dtype(policy.variable_dtype) == tf.as_dtype(dtype):
+        return policy
+    return dtype
+
+
 def _normalization_layer(kind: str | None, channels: int, event_ndims: int, dtype, name: str):
     if kind == "actnorm":
         return [fb.ActNorm(channels, event_ndims=event_ndims, dtype=dtype, name=f"{name}_actnorm")]
@@ -116,7 +132,7 @@ def _vector_coupling_flow(dim, num_layers, hidden_units, normalization, scale, c
             dim - kept,
             hidden_units=hidden_units,
             conditional_size=cond,
-            dtype=dtype,
+            dtype=_network_dtype(dtype),
             name=f"mlp_{i}",
         )
         layers.append(
@@ -220,7 +236,7 @@ def _coupling(shape, mask, reverse, filters, num_blocks, scale, clamp, cond, dty
         filters=filters,
         num_blocks=num_blocks,
         conditional_size=cond,
-        dtype=dtype,
+        dtype=_network_dtype(dtype),
         name=f"{name}_net",
     )
     return fb.AffineCoupling(
@@ -349,7 +365,7 @@ def _made_stack(dim, num_layers, hidden_units, activation, clamp, cond, dtype, i
             num_params=2,
             activation=activation,
             conditional_size=cond,
-            dtype=dtype,
+            dtype=_network_dtype(dtype),
             name=f"made_{i}",
         )
         layers.append(cls(made, log_scale_clamp=clamp, name=f"{'iaf' if inverse else 'maf'}_{i}"))

@@ -111,7 +111,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
             super().__init__(
                 forward_min_event_ndims=1,
                 validate_args=validate_args,
-                dtype=tf.as_dtype(conditioner.compute_dtype) if is_layer else None,
+                dtype=tf.as_dtype(conditioner.dtype_policy.variable_dtype) if is_layer else None,
                 parameters=parameters,
                 name=name,
                 keras_layers=[conditioner] if is_layer else [],
@@ -158,7 +158,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
                     f"{type(params).__name__} of length {len(params)}."
                 )
             shift, log_scale = (
-                tf.zeros_like(y) if p is None else tf.convert_to_tensor(p) for p in params
+                tf.zeros_like(y) if p is None else tf.cast(p, y.dtype) for p in params
             )
             for what, p in (("shift", shift), ("log_scale", log_scale)):
                 if p.shape.rank is not None and (p.shape.rank < 1 or p.shape[-1] not in (None, d)):
@@ -167,7 +167,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
                         f"input shape {y.shape}; got {p.shape}."
                     )
         else:
-            params = tf.convert_to_tensor(params)
+            params = tf.cast(params, y.dtype)  # a mixed-precision MADE computes in bfloat16
             if params.shape.rank is not None and (
                 params.shape.rank < 2 or params.shape[-2:] != [d, 2]
             ):
