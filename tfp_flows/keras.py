@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows import _validation as check
 from tfp_flows import flows as flow_factories
 from tfp_flows.bijectors import ActNorm, FlowBijector
 from tfp_flows.images import bits_per_dim
@@ -83,6 +84,8 @@ class _FlowModel(keras.Model):
 
     def __init__(self, flow="maf", flow_kwargs: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        if flow_kwargs is not None and not isinstance(flow_kwargs, dict):
+            raise TypeError(f"`flow_kwargs` must be a dict; got {flow_kwargs!r}.")
         if isinstance(flow, str):
             if flow not in flow_factories.FACTORIES:
                 known = sorted(flow_factories.FACTORIES)
@@ -154,7 +157,7 @@ class DensityModel(_FlowModel):
 
     def __init__(self, flow="maf", flow_kwargs=None, *, num_bins: int | None = None, **kwargs):
         super().__init__(flow, flow_kwargs, **kwargs)
-        self.num_bins = num_bins
+        self.num_bins = check.integer(num_bins, "num_bins", allow_none=True)
         self._num_dims = math.prod(self.flow.event_shape)
         self._nll = keras.metrics.Mean(name="nll")
         self._bpd = keras.metrics.Mean(name="bits_per_dim") if num_bins else None
@@ -281,7 +284,7 @@ class VariationalModel(_FlowModel):
         if not callable(target_log_prob_fn):
             raise ValueError("`target_log_prob_fn` must be a callable log-density.")
         self.target_log_prob_fn = target_log_prob_fn
-        self.num_samples = int(num_samples)
+        self.num_samples = check.integer(num_samples, "num_samples")
         self.seed = int(seed)
         self._draws = keras.Variable(0, dtype="int32", trainable=False, name="sample_draws")
         self._metrics = [keras.metrics.Mean(name=n) for n in ("elbo", "log_z", "ess")]

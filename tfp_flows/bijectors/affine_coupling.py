@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfp_flows import _validation as check
 from tfp_flows.bijectors._base import FlowBijector, soft_clamp
 
 __all__ = ["AffineCoupling"]
@@ -190,11 +191,8 @@ class AffineCoupling(FlowBijector):
         if split is not None:
             if mask == "checkerboard":
                 raise ValueError("`split` applies to the 'half' and 'channel' masks only.")
-            if isinstance(split, bool) or int(split) != split or split < 1:
-                raise ValueError(f"`split` must be a positive integer; got {split!r}.")
-            split = int(split)
-        if log_scale_clamp is not None and not log_scale_clamp > 0:
-            raise ValueError(f"`log_scale_clamp` must be positive or None; got {log_scale_clamp}.")
+            split = check.integer(split, "split")
+        log_scale_clamp = check.clamp_bound(log_scale_clamp)
         keras_layers = []
         if isinstance(conditioner, keras.layers.Layer):
             if not conditioner.built or not conditioner.weights:

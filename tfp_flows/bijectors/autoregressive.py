@@ -18,6 +18,7 @@ import tensorflow_probability as tfp
 # the IAF would lose its variables.
 from tensorflow_probability.python.bijectors.invert import _Invert
 
+from tfp_flows import _validation as check
 from tfp_flows.bijectors._base import FlowBijector, soft_clamp
 
 tfb = tfp.bijectors
@@ -94,8 +95,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
         parameters = dict(locals())
         if not callable(conditioner):
             raise ValueError(f"`conditioner` must be callable; got {type(conditioner).__name__}.")
-        if log_scale_clamp is not None and not float(log_scale_clamp) > 0:
-            raise ValueError(f"`log_scale_clamp` must be positive or None; got {log_scale_clamp}.")
+        log_scale_clamp = check.clamp_bound(log_scale_clamp)
         is_layer = isinstance(conditioner, keras.layers.Layer)
         if is_layer and not conditioner.built:
             raise ValueError(
