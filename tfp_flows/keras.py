@@ -119,6 +119,10 @@ class _FlowModel(keras.Model):
                     "the condition."
                 )
             return self.flow
+        if not tf.is_symbolic_tensor(conditional):  # concrete: check the values now
+            values = np.asarray(conditional)
+            if values.dtype.kind in "fc" and not np.isfinite(values).all():
+                raise ValueError("the condition has non-finite values (NaN or inf).")
         return flow_factories.condition(self.flow, conditional)
 
     def log_prob(self, x, conditional=None):
