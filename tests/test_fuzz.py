@@ -384,3 +384,39 @@ def test_log_prob_and_sample_on_random_input(fuzz_flows):
     run()
     print(f"log_prob/sample: {dict(counts)}")
     assert counts["cases"] >= 80 and counts["model error"] > 15 and counts["model ok"] > 15
+
+
+def test_fit_on_random_data_trains_or_refuses_without_touching_weights():
+    counts = collections.Counter()
+    model = DensityModel("maf", {"dim": 2, "num_layers": 1, "hidden_units": [4]})
+    model.compile(optimizer="adam", run_eagerly=True)  # no tracing per new shape
+
+    @settings(max_examples=40, **SETTINGS)
+    @given(st.data())
+    def run(data):
+        x, problem, _ = _data(data, [2], "x")
+        counts["cases"] += 1
+        if problem is None and x.shape[0] == 0:
+            problem = "empty"
+        words = {
+            "finite": ["finite"],
+            "shape": ["shape"],
+            "dtype": ["dtype"],
+            "empty": ["empty", "no data", "0 examples", "samples"],
+        }
+        if problem is None:
+            model.fit(x, batch_size=2, epochs=1, verbose=0)
+            assert all(np.isfinite(v.numpy()).all() for v in model.trainable_variables)
+            counts["ok"] += 1
+            return
+        outcome, result = _call(
+            lambda: model.fit(x, batch_size=2, epochs=1, verbose=0),
+            words[problem],
+            [v.value for v in model.weights],
+        )
+        assert outcome == "error", (problem, result)
+        counts["error"] += 1
+
+    run()
+    print(f"fit: {dict(counts)}")
+    assert counts["cases"] >= 40 and counts["error"] > 10 and counts["ok"] > 5

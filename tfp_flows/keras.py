@@ -237,6 +237,8 @@ class DensityModel(_FlowModel):
             raise TypeError(f"{name} must be floating point; got dtype {array.dtype}.")
         if check_event:
             check_event_shape(self.flow, array.shape, name=name)
+            if array.shape[0] == 0:
+                raise ValueError(f"{name} is empty (0 examples): there is nothing to fit.")
         bad = ~np.isfinite(array)
         if bad.any():
             index = np.argwhere(bad)[0]
