@@ -27,9 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows import _validation as check
 from tfp_flows import bijectors as fb
 from tfp_flows import nn
 
@@ -68,19 +70,11 @@ def _standard_normal(event_shape: Sequence[int], dtype) -> tfd.Distribution:
 
 
 def _event_shape(value, what: str, rank: int | None = None) -> tuple[int, ...]:
-    shape = (int(value),) if isinstance(value, int) else tuple(int(d) for d in value)
-    if not shape or any(d < 1 for d in shape) or (rank is not None and len(shape) != rank):
-        expected = f"rank {rank}" if rank else "positive sizes"
-        raise ValueError(f"`{what}` must be a shape with {expected}; got {value!r}.")
-    return shape
+    return check.shape(value, what, rank=rank)
 
 
 def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise ValueError(f"`{what}` must be a positive integer; got {value!r}.")
-    if int(value) < 1:
-        raise ValueError(f"`{what}` must be a positive integer; got {value!r}.")
-    return int(value)
+    return check.integer(value, what)
 
 
 def _check_image_levels(shape: tuple[int, int, int], levels: int, what: str, arg: str) -> None:
@@ -92,6 +86,21 @@ def _check_image_levels(shape: tuple[int, int, int], levels: int, what: str, arg
             f"{what}: `{arg}`={levels} needs H and W divisible by 2**{levels} = {factor}; the "
             f"image shape {shape} is not. Use fewer levels or pad the images."
         )
+
+
+def _network_dtype(dtype):
+    """The dtype (policy) of the conditioner networks of a flow computing in `dtype`.
+
+    Under a mixed global Keras policy (e.g. `keras.mixed_precision.set_global_policy(
+    "mixed_bfloat16")`) whose variable dtype is the flow's, the networks take that policy: they
+    compute in bfloat16 (or float16) with float32 variables, and the bijectors cast their outputs
+    back, so log-determinants and log-probabilities stay in the flow's dtype.
+    """
+    policy = keras.config.dtype_policy()
+    mixed = policy.compute_dtype != policy.variable_dtype
+    if mixed and tf.as_dtype(policy.variable_dtype) == tf.as_dtype(dtype):
+        return policy
+    return dtype
 
 
 def _normalization_layer(kind: str | None, channels: int, event_ndims: int, dtype, name: str):
@@ -116,7 +125,7 @@ def _vector_coupling_flow(dim, num_layers, hidden_units, normalization, scale, c
             dim - kept,
             hidden_units=hidden_units,
             conditional_size=cond,
-            dtype=dtype,
+            dtype=_network_dtype(dtype),
             name=f"mlp_{i}",
         )
         layers.append(
@@ -166,6 +175,9 @@ def real_nvp(
     paper's logit pre-transform for data in `[0, 1]` (see `tfp_flows.images`).
     """
     shape = _event_shape(event_shape, "event_shape")
+    hidden_units = check.positive_ints(hidden_units, "hidden_units")
+    log_scale_clamp = check.clamp_bound(log_scale_clamp)
+    conditional_size = check.integer(conditional_size, "conditional_size", allow_none=True)
     if normalization not in (None, "actnorm", "batchnorm"):
         raise ValueError(
             f"`normalization` must be None, 'actnorm' or 'batchnorm'; got {normalization!r}."
@@ -220,7 +232,7 @@ def _coupling(shape, mask, reverse, filters, num_blocks, scale, clamp, cond, dty
         filters=filters,
         num_blocks=num_blocks,
         conditional_size=cond,
-        dtype=dtype,
+        dtype=_network_dtype(dtype),
         name=f"{name}_net",
     )
     return fb.AffineCoupling(
@@ -289,6 +301,8 @@ def glow(
     width. The exit of the flow is the identity at initialisation: no latent rescaling.
     """
     shape = _event_shape(image_shape, "image_shape", rank=3)
+    log_scale_clamp = check.clamp_bound(log_scale_clamp)
+    filters = check.integer(filters, "filters")
     levels = _positive_int(levels, "levels")
     steps_per_level = _positive_int(steps_per_level, "steps_per_level")
     _check_image_levels(shape, levels, "glow", "levels")
@@ -340,6 +354,9 @@ def glow(
 
 
 def _made_stack(dim, num_layers, hidden_units, activation, clamp, cond, dtype, inverse):
+    hidden_units = check.positive_ints(hidden_units, "hidden_units")
+    clamp = check.clamp_bound(clamp)
+    cond = check.integer(cond, "conditional_size", allow_none=True)
     layers = []
     cls = fb.InverseAutoregressiveFlow if inverse else fb.MaskedAutoregressiveFlow
     for i in range(num_layers):
@@ -349,7 +366,7 @@ def _made_stack(dim, num_layers, hidden_units, activation, clamp, cond, dtype, i
             num_params=2,
             activation=activation,
             conditional_size=cond,
-            dtype=dtype,
+            dtype=_network_dtype(dtype),
             name=f"made_{i}",
         )
         layers.append(cls(made, log_scale_clamp=clamp, name=f"{'iaf' if inverse else 'maf'}_{i}"))
@@ -376,7 +393,7 @@ def maf(
     (`log_prob`, training by maximum likelihood) takes one pass per layer; sampling takes `dim`
     sequential passes per layer. For fast sampling use `iaf`.
     """
-    (d,) = _event_shape(dim, "dim")
+    d = check.integer(dim, "dim")
     layers = _made_stack(
         d,
         _positive_int(num_layers, "num_layers"),
@@ -408,7 +425,7 @@ def iaf(
     layer (the right choice for variational inference, `reverse_kl`); `log_prob` of new points
     takes `dim` sequential passes per layer.
     """
-    (d,) = _event_shape(dim, "dim")
+    d = check.integer(dim, "dim")
     layers = _made_stack(
         d,
         _positive_int(num_layers, "num_layers"),

@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows import _validation as check
 from tfp_flows import flows as flow_factories
 from tfp_flows.bijectors import ActNorm, FlowBijector
 from tfp_flows.images import bits_per_dim
@@ -99,6 +100,8 @@ class _FlowModel(keras.Model):
 
     def __init__(self, flow="maf", flow_kwargs: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        if flow_kwargs is not None and not isinstance(flow_kwargs, dict):
+            raise TypeError(f"`flow_kwargs` must be a dict; got {flow_kwargs!r}.")
         if isinstance(flow, str):
             if flow not in flow_factories.FACTORIES:
                 known = sorted(flow_factories.FACTORIES)
@@ -132,6 +135,10 @@ class _FlowModel(keras.Model):
                     "the condition."
                 )
             return self.flow
+        if not tf.is_symbolic_tensor(conditional):  # concrete: check the values now
+            values = np.asarray(conditional)
+            if values.dtype.kind in "fc" and not np.isfinite(values).all():
+                raise ValueError("the condition has non-finite values (NaN or inf).")
         return flow_factories.condition(self.flow, conditional)
 
     def log_prob(self, x, conditional=None):
@@ -211,7 +218,7 @@ class DensityModel(_FlowModel):
 
     def __init__(self, flow="maf", flow_kwargs=None, *, num_bins: int | None = None, **kwargs):
         super().__init__(flow, flow_kwargs, **kwargs)
-        self.num_bins = num_bins
+        self.num_bins = check.integer(num_bins, "num_bins", allow_none=True)
         self._num_dims = math.prod(self.flow.event_shape)
         self._nll = keras.metrics.Mean(name="nll")
         self._bpd = keras.metrics.Mean(name="bits_per_dim") if num_bins else None
@@ -296,6 +303,8 @@ class DensityModel(_FlowModel):
             raise TypeError(f"{name} must be floating point; got dtype {array.dtype}.")
         if check_event:
             check_event_shape(self.flow, array.shape, name=name)
+            if array.shape[0] == 0:
+                raise ValueError(f"{name} is empty (0 examples): there is nothing to fit.")
         bad = ~np.isfinite(array)
         if bad.any():
             index = np.argwhere(bad)[0]
@@ -372,7 +381,7 @@ class VariationalModel(_FlowModel):
         if not callable(target_log_prob_fn):
             raise ValueError("`target_log_prob_fn` must be a callable log-density.")
         self.target_log_prob_fn = target_log_prob_fn
-        self.num_samples = int(num_samples)
+        self.num_samples = check.integer(num_samples, "num_samples")
         self.seed = int(seed)
         self._draws = keras.Variable(0, dtype="int32", trainable=False, name="sample_draws")
         self._metrics = [keras.metrics.Mean(name=n) for n in ("elbo", "log_z", "ess")]

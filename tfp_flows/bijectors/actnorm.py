@@ -8,6 +8,7 @@ import warnings
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows import _validation as check
 from tfp_flows.bijectors._base import FlowBijector
 
 tfb = tfp.bijectors
@@ -74,10 +75,10 @@ class ActNorm(FlowBijector):
         name: str = "act_norm",
     ):
         parameters = dict(locals())
-        if int(num_channels) < 1:
-            raise ValueError(f"`num_channels` must be a positive integer; got {num_channels}.")
-        if int(event_ndims) < 1:
-            raise ValueError(f"`event_ndims` must be >= 1; got {event_ndims}.")
+        num_channels = check.integer(num_channels, "num_channels")
+        event_ndims = check.integer(event_ndims, "event_ndims")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not epsilon >= 0:
+            raise ValueError(f"`epsilon` must be a non-negative number; got {epsilon!r}.")
         with tf.name_scope(name) as name:
             super().__init__(
                 forward_min_event_ndims=int(event_ndims),

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfp_flows import _validation as check
 from tfp_flows.bijectors._base import FlowBijector, soft_clamp
 
 __all__ = ["AffineCoupling"]
@@ -128,8 +129,9 @@ class AffineCoupling(FlowBijector):
         transformed part's shape `[..., D - split]` (`half`), `[..., H, W, C - split]`
         (`channel`) or `[..., H, W, C]` (`checkerboard`), any leading dims. Keras layers
         (e.g. `tfp_flows.nn.MLPConditioner`, `ConvConditioner`) must be built already (their
-        variables must exist) and must compute in the bijector's dtype; their variables are
-        then the bijector's `trainable_variables`.
+        variables must exist) and hold variables of the bijector's dtype; their variables are
+        then the bijector's `trainable_variables`. Under a mixed Keras policy they may compute
+        in bfloat16/float16: their outputs are cast to the bijector's dtype.
       mask: `"half"`, `"checkerboard"` or `"channel"`.
       reverse: which part is kept (see the masks above).
       split: for `"half"` and `"channel"`, the size of the first slice of the last axis;
@@ -137,7 +139,7 @@ class AffineCoupling(FlowBijector):
       scale: `"exp"`, `"sigmoid"` or `"additive"`.
       log_scale_clamp: bound of the soft clamp of `"exp"`; `None` disables it.
       validate_args: check inputs for NaN and inf at run time.
-      dtype: float dtype; by default that of a Keras conditioner, else any.
+      dtype: float dtype; by default a Keras conditioner's variable dtype, else any.
       name: name of the bijector.
 
     Call: `forward(x, conditional=c)`, `inverse(y, conditional=c)` and the log-dets take an
@@ -189,11 +191,8 @@ class AffineCoupling(FlowBijector):
         if split is not None:
             if mask == "checkerboard":
                 raise ValueError("`split` applies to the 'half' and 'channel' masks only.")
-            if isinstance(split, bool) or int(split) != split or split < 1:
-                raise ValueError(f"`split` must be a positive integer; got {split!r}.")
-            split = int(split)
-        if log_scale_clamp is not None and not log_scale_clamp > 0:
-            raise ValueError(f"`log_scale_clamp` must be positive or None; got {log_scale_clamp}.")
+            split = check.integer(split, "split")
+        log_scale_clamp = check.clamp_bound(log_scale_clamp)
         keras_layers = []
         if isinstance(conditioner, keras.layers.Layer):
             if not conditioner.built or not conditioner.weights:
@@ -203,12 +202,13 @@ class AffineCoupling(FlowBijector):
                     "the kept part, or call `conditioner.build(shape)`), or use the "
                     "conditioners of `tfp_flows.nn`, which are built at construction."
                 )
-            layer_dtype = tf.as_dtype(conditioner.compute_dtype)
+            # A mixed policy (bfloat16 compute, float32 variables) computes the coupling in float32.
+            layer_dtype = tf.as_dtype(conditioner.dtype_policy.variable_dtype)
             if dtype is None:
                 dtype = layer_dtype
             elif tf.as_dtype(dtype) != layer_dtype:
                 raise ValueError(
-                    f"`dtype` {tf.as_dtype(dtype).name} differs from the conditioner's compute "
+                    f"`dtype` {tf.as_dtype(dtype).name} differs from the conditioner's variable "
                     f"dtype {layer_dtype.name}; build the conditioner with `dtype=`."
                 )
             keras_layers.append(conditioner)
@@ -254,6 +254,7 @@ class AffineCoupling(FlowBijector):
         """The conditioner's output as `(t, s)`, `s` the forward log-scale, masked and checked."""
         kwargs = {} if conditional is None else {"conditional": conditional}
         shift, h = self._conditioner(kept, **kwargs)
+        shift, h = (v if v is None else tf.cast(v, kept.dtype) for v in (shift, h))  # bf16 nets
         if self._scale == "additive" and h is None:
             h = tf.zeros_like(shift)
         for what, value in (("shift", shift), ("log_scale", h)):

@@ -18,6 +18,7 @@ import tensorflow_probability as tfp
 # the IAF would lose its variables.
 from tensorflow_probability.python.bijectors.invert import _Invert
 
+from tfp_flows import _validation as check
 from tfp_flows.bijectors._base import FlowBijector, soft_clamp
 
 tfb = tfp.bijectors
@@ -94,8 +95,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
         parameters = dict(locals())
         if not callable(conditioner):
             raise ValueError(f"`conditioner` must be callable; got {type(conditioner).__name__}.")
-        if log_scale_clamp is not None and not float(log_scale_clamp) > 0:
-            raise ValueError(f"`log_scale_clamp` must be positive or None; got {log_scale_clamp}.")
+        log_scale_clamp = check.clamp_bound(log_scale_clamp)
         is_layer = isinstance(conditioner, keras.layers.Layer)
         if is_layer and not conditioner.built:
             raise ValueError(
@@ -111,7 +111,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
             super().__init__(
                 forward_min_event_ndims=1,
                 validate_args=validate_args,
-                dtype=tf.as_dtype(conditioner.compute_dtype) if is_layer else None,
+                dtype=tf.as_dtype(conditioner.dtype_policy.variable_dtype) if is_layer else None,
                 parameters=parameters,
                 name=name,
                 keras_layers=[conditioner] if is_layer else [],
@@ -158,7 +158,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
                     f"{type(params).__name__} of length {len(params)}."
                 )
             shift, log_scale = (
-                tf.zeros_like(y) if p is None else tf.convert_to_tensor(p) for p in params
+                tf.zeros_like(y) if p is None else tf.cast(p, y.dtype) for p in params
             )
             for what, p in (("shift", shift), ("log_scale", log_scale)):
                 if p.shape.rank is not None and (p.shape.rank < 1 or p.shape[-1] not in (None, d)):
@@ -167,7 +167,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
                         f"input shape {y.shape}; got {p.shape}."
                     )
         else:
-            params = tf.convert_to_tensor(params)
+            params = tf.cast(params, y.dtype)  # a mixed-precision MADE computes in bfloat16
             if params.shape.rank is not None and (
                 params.shape.rank < 2 or params.shape[-2:] != [d, 2]
             ):

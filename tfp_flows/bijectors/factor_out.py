@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows import _validation as check
 from tfp_flows.bijectors._base import FlowBijector
 
 tfb = tfp.bijectors
@@ -80,10 +81,8 @@ class FactorOut(FlowBijector):
         parameters = dict(locals())
         if not isinstance(bijector, tfb.Bijector):
             raise TypeError(f"`bijector` must be a tfb.Bijector; got {type(bijector).__name__}.")
-        if int(split) != split or int(split) < 1:
-            raise ValueError(f"`split` must be a positive integer (channels kept); got {split}.")
-        if int(event_ndims) < 1:
-            raise ValueError(f"`event_ndims` must be >= 1; got {event_ndims}.")
+        split = check.integer(split, "split")  # the channels factored out
+        event_ndims = check.integer(event_ndims, "event_ndims")
         with tf.name_scope(name) as name:
             super().__init__(
                 forward_min_event_ndims=int(event_ndims),

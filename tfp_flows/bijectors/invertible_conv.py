@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfp_flows import _validation as check
 from tfp_flows.bijectors._base import FlowBijector
 
 __all__ = ["Invertible1x1Conv"]
@@ -76,10 +77,11 @@ class Invertible1x1Conv(FlowBijector):
         name: str = "invertible_1x1_conv",
     ):
         parameters = dict(locals())
-        if int(num_channels) < 1:
-            raise ValueError(f"`num_channels` must be a positive integer; got {num_channels}.")
-        if int(event_ndims) < 1:
-            raise ValueError(f"`event_ndims` must be >= 1; got {event_ndims}.")
+        num_channels = check.integer(num_channels, "num_channels")
+        event_ndims = check.integer(event_ndims, "event_ndims")
+        seed = check.integer(seed, "seed", minimum=0, allow_none=True)
+        if not isinstance(lu, bool):
+            raise TypeError(f"`lu` must be True or False; got {lu!r}.")
         with tf.name_scope(name) as name:
             super().__init__(
                 forward_min_event_ndims=int(event_ndims),

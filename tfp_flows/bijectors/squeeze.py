@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfp_flows import _validation as check
 from tfp_flows.bijectors._base import FlowBijector
 
 __all__ = ["Squeeze"]
@@ -57,8 +58,7 @@ class Squeeze(FlowBijector):
         name: str = "squeeze",
     ):
         parameters = dict(locals())
-        if int(factor) != factor or int(factor) < 1:
-            raise ValueError(f"`factor` must be a positive integer; got {factor}.")
+        factor = check.integer(factor, "factor")
         with tf.name_scope(name) as name:
             super().__init__(
                 forward_min_event_ndims=3,

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tfp_flows import _validation as check
+
 __all__ = ["ConvConditioner", "MLPConditioner"]
 
 
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)
+    return check.integer(value, name)
 
 
 class _Conditioner(keras.layers.Layer):
@@ -108,7 +108,7 @@ class MLPConditioner(_Conditioner):
         super().__init__(dtype=dtype, **kwargs)
         self.input_size = _positive_int(input_size, "input_size")
         self.output_size = _positive_int(output_size, "output_size")
-        self.hidden_units = tuple(_positive_int(u, "hidden_units") for u in hidden_units)
+        self.hidden_units = check.positive_ints(hidden_units, "hidden_units")
         self.activation = activation
         self._init_conditional(conditional_size)
         policy = self.dtype_policy
@@ -203,15 +203,10 @@ class ConvConditioner(_Conditioner):
         **kwargs,
     ):
         super().__init__(dtype=dtype, **kwargs)
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(f"`input_shape` must be (H, W, C_in); got {input_shape!r}.")
-        self.image_shape = tuple(_positive_int(d, "input_shape") for d in input_shape)
+        self.image_shape = check.shape(input_shape, "input_shape", rank=3)  # (H, W, C_in)
         self.output_channels = _positive_int(output_channels, "output_channels")
         self.filters = _positive_int(filters, "filters")
-        if isinstance(num_blocks, bool) or int(num_blocks) != num_blocks or num_blocks < 0:
-            raise ValueError(f"`num_blocks` must be a non-negative integer; got {num_blocks!r}.")
-        self.num_blocks = int(num_blocks)
+        self.num_blocks = check.integer(num_blocks, "num_blocks", minimum=0)
         self._init_conditional(conditional_size)
 
         def conv(channels, name, **kw):

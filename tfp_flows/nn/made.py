@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfp_flows import _validation as check
+
 __all__ = ["MADE"]
 
 _NAMED_ORDERS = ("left-to-right", "right-to-left", "random")
@@ -88,21 +90,14 @@ class MADE(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(dtype=dtype, name=name, **kwargs)
-        if int(event_size) < 1:
-            raise ValueError(f"`event_size` must be a positive integer; got {event_size}.")
-        hidden_units = [int(h) for h in hidden_units]
-        if any(h < 1 for h in hidden_units):
-            raise ValueError(f"`hidden_units` must be positive integers; got {hidden_units}.")
-        if int(num_params) < 1:
-            raise ValueError(f"`num_params` must be a positive integer; got {num_params}.")
+        event_size = check.integer(event_size, "event_size")
+        hidden_units = check.positive_ints(hidden_units, "hidden_units")
+        num_params = check.integer(num_params, "num_params")
         if hidden_degrees not in ("equal", "random"):
             raise ValueError(
                 f"`hidden_degrees` must be 'equal' or 'random'; got {hidden_degrees!r}."
             )
-        if conditional_size is not None and int(conditional_size) < 1:
-            raise ValueError(
-                f"`conditional_size` must be a positive integer or None; got {conditional_size}."
-            )
+        conditional_size = check.integer(conditional_size, "conditional_size", allow_none=True)
         self.event_size = int(event_size)
         self.hidden_units = tuple(hidden_units)
         self.num_params = int(num_params)

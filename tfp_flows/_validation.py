@@ -1,0 +1,56 @@
+"""Argument checks shared by the constructors: each error names the argument and the value."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+__all__ = ["clamp_bound", "integer", "positive_ints", "shape"]
+
+
+def integer(value, name: str, *, minimum: int = 1, allow_none: bool = False) -> int | None:
+    """`value` as an int `>= minimum`; integral floats pass, bools, strings and NaN do not."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | numbers.Integral):
+        ok = math.isfinite(value) and float(value).is_integer()
+    if not ok or int(value) < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        kind = ValueError if isinstance(value, numbers.Real) else TypeError
+        raise kind(f"`{name}` must be {what}{' or None' if allow_none else ''}; got {value!r}.")
+    return int(value)
+
+
+def positive_ints(values, name: str) -> tuple[int, ...]:
+    """A sequence of positive integers (e.g. `hidden_units`); a bare int or string is refused."""
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise TypeError(f"`{name}` must be a sequence of positive integers; got {values!r}.")
+    return tuple(integer(v, name) for v in values)
+
+
+def shape(value, name: str, *, rank: int | None = None) -> tuple[int, ...]:
+    """An event shape: an int (a vector) or a non-empty sequence of positive ints."""
+    values = (
+        (value,) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    )
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise TypeError(
+            f"`{name}` must be a shape (a sequence of positive integers); got {value!r}."
+        )
+    values = tuple(values)
+    if not values or (rank is not None and len(values) != rank):
+        expected = f"rank {rank}" if rank else "at least one dimension"
+        raise ValueError(f"`{name}` must be a shape with {expected}; got {value!r}.")
+    return tuple(integer(v, name) for v in values)
+
+
+def clamp_bound(value, name: str = "log_scale_clamp") -> float | None:
+    """A finite positive float, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a positive number or None; got {value!r}.")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be positive and finite, or None; got {value!r}.")
+    return float(value)
