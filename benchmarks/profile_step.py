@@ -10,6 +10,10 @@ Times, each as tf.function(jit_compile=True) and as plain tf.function (2 intra-o
   bare_*      the same 5 MADEs written as raw matmuls on pre-masked kernels (no TFP, no Keras,
               no mask multiply, no soft clamp): the floor for this architecture in TF
   matmuls     only the 15 dense matmuls of the forward pass (and x3 for the step)
+  rng_default 512 x D standard normals, `tf.random.stateless_normal` with TF's default algorithm
+              (what `tfd.Normal` draws with; under XLA on CPU a slow generic expansion)
+  rng_philox  the same with `alg="philox"` (what the flows' base distribution draws with)
+  iaf_sample  512 samples of `flows.iaf` with the same sizes (one pass per layer)
 With `--torch`, also the bare MADEs in torch (eager and torch.compile) for the BLAS comparison.
 """
 
@@ -118,6 +122,18 @@ def main() -> None:
             out += tf.reduce_sum(h2 @ kernels[2])
         return out
 
+    iaf = flows.iaf(d, num_layers=k, hidden_units=(h, h))
+    seed = tf.constant([3, 4])
+
+    def rng_default(seed):
+        return tf.random.stateless_normal([512, d], seed)
+
+    def rng_philox(seed):
+        return tf.random.stateless_normal([512, d], seed, alg="philox")
+
+    def iaf_sample(seed):
+        return iaf.sample(512, seed=seed)
+
     def sync(r):
         return tf.nest.map_structure(lambda t: t.numpy(), r)
 
@@ -131,16 +147,23 @@ def main() -> None:
             "bare_fwd_bwd": bare_fwd_bwd,
             "bare_loss": bare_loss,
             "matmuls": matmuls,
+            "rng_default": rng_default,
+            "rng_philox": rng_philox,
+            "iaf_sample": iaf_sample,
         }
         rows = {}
         for name, f in fns.items():
             compiled = tf.function(f, jit_compile=jit)
-            call_args = () if name == "adam" else (x,)
+            seeded = name.startswith(("rng", "iaf"))
+            call_args = () if name == "adam" else (seed,) if seeded else (x,)
             rows[name] = timeit(lambda c=compiled, a=call_args: c(*a), sync)
         print(f"-- TF {'jit_compile=True' if jit else 'tf.function'}")
         for name, sec in rows.items():
             work = flops * (3 if "bwd" in name or name == "step" else 1)
-            extra = "" if name == "adam" else f"  {work / sec / 1e9:6.1f} GFLOP/s"
+            if name == "iaf_sample":
+                work = 2.0 * 512 * (d * h + h * h + h * 2 * d) * k
+            plain = name == "adam" or name.startswith("rng")
+            extra = "" if plain else f"  {work / sec / 1e9:6.1f} GFLOP/s"
             print(f"   {name:14s} {sec * 1e3:8.2f} ms{extra}")
 
     if args.torch:

@@ -44,8 +44,8 @@ CASES = {
     "A": dict(flow="maf", dim=16, hidden=128, batch=512, sample_n=512),
     "B": dict(flow="maf", dim=64, hidden=512, batch=512, sample_n=512),
     "R": dict(flow="realnvp", dim=16, hidden=128, batch=512, sample_n=512),
-    "G8": dict(flow="glow", image_shape=[8, 8, 1], levels=2, steps=4, filters=64, batch=64),
-    "G16": dict(flow="glow", image_shape=[16, 16, 3], levels=3, steps=4, filters=64, batch=32),
+    "G8": dict(flow="glow", image_shape=[8, 8, 1], levels=2, steps=3, filters=64, batch=64),
+    "G16": dict(flow="glow", image_shape=[16, 16, 3], levels=3, steps=3, filters=64, batch=32),
 }
 for _case in ("G8", "G16"):
     CASES[_case]["sample_n"] = 64  # images: 64 samples (vectors: 512)
@@ -365,7 +365,38 @@ def main(argv=None) -> None:
         families.setdefault(CASES[case]["flow"], []).append(case)
 
     start = time.perf_counter()
-    records = []
+    records: list[dict] = []
+
+    def write(done: bool) -> str:
+        """Writes results.json/md from the records so far (a cut-short run leaves its part)."""
+        wall = time.perf_counter() - start
+        summary = summarize(records)
+        summary = {case: summary[case] for case in cases if case in summary}
+        info = machine_info([r for r in records if "error" not in r])
+        meta = {
+            "command": " ".join(
+                ["python benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)]
+            ),
+            "argv": sys.argv[1:] if argv is None else argv,
+            "complete": done,
+            "wall_s": wall,
+            "repeats": args.repeats,
+            "blocks": args.blocks,
+            "min_time": args.min_time,
+            "threads": args.threads,
+            "cases": {c: CASES[c] for c in cases},
+            "errors": [r for r in records if "error" in r],
+        }
+        os.makedirs(args.out_dir, exist_ok=True)
+        with open(os.path.join(args.out_dir, "results.json"), "w") as f:
+            json.dump({"meta": meta, "machine": info, "summary": summary, "records": records}, f)
+        markdown = render_markdown(summary, info, meta)
+        if not done:
+            markdown += "\n(Partial: the run was still going when this was written.)\n"
+        with open(os.path.join(args.out_dir, "results.md"), "w") as f:
+            f.write(markdown + "\n")
+        return markdown
+
     for family, family_cases in families.items():
         for repeat in range(args.repeats):
             for lib in libs:  # alternate: A B C ... A B C ...
@@ -387,30 +418,8 @@ def main(argv=None) -> None:
                         ),
                         flush=True,
                     )
-    wall = time.perf_counter() - start
-    summary = summarize(records)
-    summary = {case: summary[case] for case in cases if case in summary}
-    info = machine_info([r for r in records if "error" not in r])
-    meta = {
-        "command": "python benchmarks/run.py"
-        + (" " if argv or sys.argv[1:] else "")
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "argv": sys.argv[1:] if argv is None else argv,
-        "wall_s": wall,
-        "repeats": args.repeats,
-        "blocks": args.blocks,
-        "min_time": args.min_time,
-        "threads": args.threads,
-        "cases": {c: CASES[c] for c in cases},
-        "errors": [r for r in records if "error" in r],
-    }
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "results.json"), "w") as f:
-        json.dump({"meta": meta, "machine": info, "summary": summary, "records": records}, f)
-    markdown = render_markdown(summary, info, meta)
-    with open(os.path.join(args.out_dir, "results.md"), "w") as f:
-        f.write(markdown + "\n")
-    print(markdown)
+                write(done=False)
+    print(write(done=True))
 
 
 if __name__ == "__main__":
