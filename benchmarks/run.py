@@ -9,10 +9,10 @@ Run it with an interpreter that has torch, zuko and nflows (the `bench` extra) t
 PyTorch libraries, or pass `--python` for the workers; without them those are skipped.
 
 Cases: MAF A, B, C (the issue's sizes), Real NVP R (vectors, case A's sizes), Glow G8 (8x8x1)
-and G16 (16x16x3). Each (library, flow family, repeat) runs `_worker.py` in its own process,
-which measures that family's cases in the order given (smallest first: the RSS high-water mark
-is cumulative); the libraries alternate (A B C ... A B C ...) over the repeats so slow drift of
-the machine shows up in the spread instead of in one library's median. Writes `results.json`
+and G16 (16x16x3). Each (case, library, repeat) runs `_worker.py` in its own process (so the
+RSS high-water mark is that case's); per case the libraries alternate (A B C ... A B C ...) over
+the repeats so slow drift of the machine shows up in the spread instead of in one library's
+median. Writes `results.json`
 (every raw record and the summary) and `results.md` (medians, min-max over repeats,
 tfp_flows-XLA / peer ratios, compute efficiency against the float32 matmul peak measured in each
 worker) next to this file, or to `--out-dir`. Libraries whose framework is not importable (e.g.
@@ -39,12 +39,12 @@ from _worker import LIBS, TORCH_LIBS, supports  # noqa: E402
 
 __all__ = ["CASES", "label", "machine_info", "render_markdown", "summarize"]
 
-CASES = {
+CASES = {  # in the order they run: the cheap ones first
     "C": dict(flow="maf", dim=8, hidden=128, batch=256, sample_n=512),
     "A": dict(flow="maf", dim=16, hidden=128, batch=512, sample_n=512),
-    "B": dict(flow="maf", dim=64, hidden=512, batch=512, sample_n=512),
     "R": dict(flow="realnvp", dim=16, hidden=128, batch=512, sample_n=512),
     "G8": dict(flow="glow", image_shape=[8, 8, 1], levels=2, steps=3, filters=64, batch=64),
+    "B": dict(flow="maf", dim=64, hidden=512, batch=512, sample_n=512),
     "G16": dict(flow="glow", image_shape=[16, 16, 3], levels=3, steps=3, filters=64, batch=32),
 }
 for _case in ("G8", "G16"):
@@ -252,8 +252,8 @@ def render_markdown(summary: dict, info: dict, meta: dict) -> str:
         + ", ".join(f"{k} {val}" for k, val in sorted(v.items()))
         + ".",
         f"Threads: {meta['threads']} intra-op, 1 inter-op, every library; float32; "
-        f"{meta['repeats']} repeat(s) per library and case, one fresh process per library, flow "
-        "family and repeat, libraries alternating; within a process each figure is the median "
+        f"{meta['repeats']} repeat(s) per library and case, one fresh process per case, library "
+        "and repeat, libraries alternating; within a process each figure is the median "
         f"of {meta['blocks']} timed blocks of >= {meta['min_time']} s after the first "
         "(trace/compile) call (MAF sampling: 2 blocks, no warm-up call).",
     ]
@@ -262,8 +262,8 @@ def render_markdown(summary: dict, info: dict, meta: dict) -> str:
         lines.append(
             f"The machine was shared: 1-minute load average {lo:.1f}-{hi:.1f} during the run "
             "(2 = both cores busy), so expect tens of per cent of noise; the ranges show it. "
-            "Peak RSS is the process high-water mark after the case (the cases of one flow "
-            "family run smallest first in one process per library and repeat)."
+            "Peak RSS is the high-water mark of the process that ran the case (one per case, "
+            "library and repeat)."
         )
     lines += [
         "",
@@ -360,10 +360,6 @@ def main(argv=None) -> None:
     skipped = sorted(set(args.libs.split(",")) - set(libs))
     if skipped:
         print(f"skipping (framework not importable): {', '.join(skipped)}", flush=True)
-    families: dict[str, list[str]] = {}
-    for case in cases:  # one worker per flow family, its cases in the order given
-        families.setdefault(CASES[case]["flow"], []).append(case)
-
     start = time.perf_counter()
     records: list[dict] = []
 
@@ -397,12 +393,12 @@ def main(argv=None) -> None:
             f.write(markdown + "\n")
         return markdown
 
-    for family, family_cases in families.items():
+    for case in cases:  # each case in turn, smallest first; per case the libraries alternate
         for repeat in range(args.repeats):
-            for lib in libs:  # alternate: A B C ... A B C ...
-                if not supports(lib, family):
+            for lib in libs:  # A B C ... A B C ...
+                if not supports(lib, CASES[case]["flow"]):
                     continue
-                for rec in run_worker(args.python, lib, family_cases, args, args.timeout):
+                for rec in run_worker(args.python, lib, [case], args, args.timeout):
                     rec.update(repeat=repeat, order=len(records))
                     records.append(rec)
                     status = rec.get("error", "").splitlines()[-1:] if "error" in rec else None
