@@ -8,7 +8,7 @@
 `"realnvp"` or `"glow"` and its sizes) prints one JSON list (the last line of stdout), one record
 per case, with the step, log-prob and sampling times, the first-call (trace/compile) times, the
 RSS high-water mark of the process after the case and the float32 matmul peak of the library's
-framework measured in the same process. `run.py` launches it once per library, flow family and
+framework measured in the same process. `run.py` launches it once per case, library and
 repeat; `measure(...)` is one case in-process (the smoke test uses it).
 
 Every library gets the same architecture, the same float32 data (seed 0), Adam(1e-3), and
