@@ -1,21 +1,33 @@
-"""Benchmark measurements of one library on one or more MAF cases, in a fresh process.
+"""Benchmark measurements of one library on one or more cases, in a fresh process.
 
     python benchmarks/_worker.py --lib tfp_flows_xla --case 8,128,256 --case 16,128,512
+    python benchmarks/_worker.py --lib tfp_xla --case '{"flow": "glow", "image_shape": [8, 8, 1],
+        "levels": 2, "steps": 4, "filters": 64, "batch": 128, "sample_n": 64}'
 
-(`--case D,H,BATCH`, repeatable) prints one JSON list (the last line of stdout), one record per
-case, with the step, log-prob and sampling times, the first-call (trace/compile) times, the RSS
-high-water mark of the process after the case and the float32 matmul peak of the library's
-framework measured in the same process. `run.py` launches it once per library and repeat;
-`measure(...)` is one case in-process (the smoke test uses it).
+(`--case`, repeatable: `D,H,BATCH` for a MAF case, or a JSON object with a `"flow"` of `"maf"`,
+`"realnvp"` or `"glow"` and its sizes) prints one JSON list (the last line of stdout), one record
+per case, with the step, log-prob and sampling times, the first-call (trace/compile) times, the
+RSS high-water mark of the process after the case and the float32 matmul peak of the library's
+framework measured in the same process. `run.py` launches it once per case, library and
+repeat; `measure(...)` is one case in-process (the smoke test uses it).
 
-Every library gets the same architecture (`layers` MADEs with two hidden layers of `hidden`
-ReLU units, an affine transform, the order reversed between layers, a standard-normal base),
-the same float32 data (seed 0), Adam(1e-3), and 2 intra-op / 1 inter-op threads.
+Every library gets the same architecture, the same float32 data (seed 0), Adam(1e-3), and
+2 intra-op / 1 inter-op threads:
+
+* maf: `layers` MADEs with two hidden layers of `hidden` ReLU units, an affine transform, the
+  order reversed between layers, a standard-normal base.
+* realnvp: `layers` affine couplings on vectors, each an MLP `D/2 -> hidden -> hidden -> 2 * D/2`
+  (ReLU) giving the shift and log-scale of the other half, the halves alternating.
+* glow: on `[H, W, C]` images, `levels` levels of squeeze, `steps` x (ActNorm, invertible 1x1
+  convolution (LU), affine coupling with a sigmoid scale whose conditioner is
+  `conv3x3(filters) -> ReLU -> conv3x3(2 * C/2)`, zero-initialised last layer), half the channels
+  factored out after each level but the last. Only the TensorFlow libraries have a Glow.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -29,11 +41,22 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:  # run from a checkout without `pip install -e`
     sys.path.insert(0, _ROOT)
 
-__all__ = ["LIBS", "TF_LIBS", "TORCH_LIBS", "matmul_flops", "measure"]
+__all__ = [
+    "FLOWS",
+    "LIBS",
+    "TF_LIBS",
+    "TORCH_LIBS",
+    "flow_flops",
+    "matmul_flops",
+    "measure",
+    "parse_case",
+    "supports",
+]
 
 TF_LIBS = ("tfp_flows_xla", "tfp_flows_graph", "tfp_xla", "tfp_graph")
 TORCH_LIBS = ("zuko_compile", "zuko_eager", "nflows_eager")
 LIBS = TF_LIBS + TORCH_LIBS
+FLOWS = ("maf", "realnvp", "glow")
 PEAK_N = 2048  # the peak is an N x N x N float32 matmul (the smoke test shrinks it)
 
 
@@ -41,6 +64,66 @@ def matmul_flops(dim: int, hidden: int, batch: int, layers: int) -> float:
     """Forward matmul FLOPs of `layers` MADEs `D -> H -> H -> 2D` on a batch (dense kernels)."""
     per_made = dim * hidden + hidden * hidden + hidden * 2 * dim
     return 2.0 * batch * per_made * layers
+
+
+def coupling_flops(dim: int, hidden: int, batch: int, layers: int) -> float:
+    """Forward matmul FLOPs of `layers` couplings, MLP `D/2 -> H -> H -> 2 * (D - D/2)`."""
+    kept, moved = dim // 2, dim - dim // 2
+    per_layer = kept * hidden + hidden * hidden + hidden * 2 * moved
+    return 2.0 * batch * per_layer * layers
+
+
+def glow_flops(image_shape, levels: int, steps: int, filters: int, batch: int) -> float:
+    """Forward conv FLOPs of the Glow described in the module docstring.
+
+    Per step on a squeezed `h x w x c` level: the 1x1 convolution `2 h w c^2`, and the coupling
+    network `2 h w 9 (c/2) F` + `2 h w 9 F 2 (c - c/2)`, times the batch. ActNorm, the
+    elementwise coupling transform and the squeezes are not counted (no multiply-adds of note).
+    """
+    height, width, channels = image_shape
+    total = 0.0
+    for _ in range(levels):
+        height, width, channels = height // 2, width // 2, channels * 4
+        kept, moved = channels // 2, channels - channels // 2
+        per_step = channels * channels + 9 * kept * filters + 9 * filters * 2 * moved
+        total += 2.0 * height * width * per_step * steps
+        channels //= 2  # half factored out (not after the last level: no level follows)
+    return total * batch
+
+
+def flow_flops(cfg: dict) -> dict:
+    """FLOPs per timed call: log_prob (one pass), train step (3x), sample (MAF: D passes)."""
+    flow, batch, n = cfg["flow"], cfg["batch"], cfg["sample_n"]
+    if flow == "glow":
+        sizes = (cfg["image_shape"], cfg["levels"], cfg["steps"], cfg["filters"])
+        one = glow_flops(*sizes, batch)
+        return {"log_prob": one, "train_step": 3 * one, "sample": glow_flops(*sizes, n)}
+    fn = matmul_flops if flow == "maf" else coupling_flops
+    sizes = (cfg["dim"], cfg["hidden"])
+    one = fn(*sizes, batch, cfg["layers"])
+    flops = {"log_prob": one, "train_step": 3 * one, "sample": fn(*sizes, n, cfg["layers"])}
+    if flow == "maf":
+        flops["sample"] *= cfg["dim"]  # D sequential passes per layer
+        flops["iaf_sample"] = fn(*sizes, n, cfg["layers"])
+    return flops
+
+
+def supports(lib: str, flow: str) -> bool:
+    """Whether `lib` has the flow: zuko and nflows have no Glow."""
+    return not (flow == "glow" and lib in TORCH_LIBS)
+
+
+def parse_case(text: str) -> dict:
+    """`D,H,BATCH` (a MAF case) or a JSON object with `flow` and its sizes."""
+    text = text.strip()
+    if text.startswith("{"):
+        case = json.loads(text)
+    else:
+        dim, hidden, batch = (int(v) for v in text.split(","))
+        case = dict(flow="maf", dim=dim, hidden=hidden, batch=batch)
+    if case.get("flow", "maf") not in FLOWS:
+        raise ValueError(f"`flow` must be one of {FLOWS}; got {case['flow']!r}.")
+    return case
 
 
 def _rss_mb() -> float:
@@ -113,8 +196,124 @@ def _tfp_builtin_maf(tf, dim, hidden, layers):
         bijectors.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=net))
         if i < layers - 1:
             bijectors.append(tfb.Permute(list(range(dim))[::-1]))
-    base = tfd.Sample(tfd.Normal(tf.constant(0.0), tf.constant(1.0)), sample_shape=[dim])
-    return tfd.TransformedDistribution(base, tfb.Chain(bijectors))
+    return tfd.TransformedDistribution(_tf_base(tf, [dim]), tfb.Chain(bijectors))
+
+
+def _tf_base(tf, shape):
+    import tensorflow_probability as tfp
+
+    tfd = tfp.distributions
+    return tfd.Sample(tfd.Normal(tf.constant(0.0), tf.constant(1.0)), sample_shape=shape)
+
+
+def _tf_mlp_module(tf):
+    class MLP(tf.Module):
+        """A TF2 (Keras-free) MLP `x -> (shift, log_scale)`: TFP RealNVP's conditioner."""
+
+        def __init__(self, d_in, hidden, d_out, seed, name=None):
+            super().__init__(name=name)
+            sizes = [d_in, hidden, hidden, 2 * d_out]
+            self.kernels, self.biases = [], []
+            for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+                last = i == len(sizes) - 2
+                limit = (6.0 / (fan_in + fan_out)) ** 0.5  # Glorot uniform, last layer zero
+                init = tf.random.stateless_uniform([fan_in, fan_out], [seed, i], -limit, limit) * (
+                    0.0 if last else 1.0
+                )
+                self.kernels.append(tf.Variable(init, name=f"kernel_{i}"))
+                self.biases.append(tf.Variable(tf.zeros([fan_out]), name=f"bias_{i}"))
+
+        def __call__(self, x, output_units, **kwargs):
+            h = x
+            for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+                h = tf.matmul(h, kernel) + bias
+                if i < len(self.kernels) - 1:
+                    h = tf.nn.relu(h)
+            return h[..., :output_units], h[..., output_units:]
+
+    return MLP
+
+
+def _tfp_builtin_real_nvp(tf, dim, hidden, layers):
+    import tensorflow_probability as tfp
+
+    tfb, tfd = tfp.bijectors, tfp.distributions
+    mlp = _tf_mlp_module(tf)
+    kept = dim // 2
+    bijectors = []
+    for i in range(layers):
+        net = mlp(kept, hidden, dim - kept, seed=i, name=f"mlp_{i}")
+        bijectors.append(tfb.RealNVP(num_masked=kept, shift_and_log_scale_fn=net))
+        if i < layers - 1:  # reversing swaps the halves (D even) so the other half moves next
+            bijectors.append(tfb.Permute(list(range(dim))[::-1]))
+    return tfd.TransformedDistribution(_tf_base(tf, [dim]), tfb.Chain(bijectors))
+
+
+def _tfp_builtin_glow(tf, image_shape, levels, steps, filters):
+    import tensorflow_probability as tfp
+    from tensorflow_probability.python.internal import tf_keras
+
+    tfb, tfd = tfp.bijectors, tfp.distributions
+    layers = tf_keras.layers
+
+    def coupling_net(input_shape):  # the same network as tfp_flows' ConvConditioner(blocks=0)
+        return tf_keras.Sequential(
+            [
+                layers.Input(shape=input_shape),
+                layers.Conv2D(
+                    filters, 3, padding="same", activation="relu", kernel_initializer="he_normal"
+                ),
+                layers.Conv2D(2 * (input_shape[-1]), 3, padding="same", kernel_initializer="zeros"),
+            ]
+        )
+
+    glow = tfb.Glow(
+        output_shape=list(image_shape),
+        num_glow_blocks=levels,
+        num_steps_per_block=steps,
+        coupling_bijector_fn=coupling_net,
+        exit_bijector_fn=tfb.GlowDefaultExitNetwork,  # TFP's default (one zero-init conv3x3)
+        seed=0,
+    )
+    size = int(image_shape[0] * image_shape[1] * image_shape[2])
+    return tfd.TransformedDistribution(_tf_base(tf, [size]), glow)
+
+
+def _tf_models(tf, lib, cfg):
+    """(distribution, IAF distribution or None, how the log-scale is parameterised)."""
+    from tfp_flows import flows
+
+    flow, layers = cfg["flow"], cfg.get("layers")
+    ours = lib.startswith("tfp_flows")
+    if flow == "maf":
+        dim, hidden = cfg["dim"], cfg["hidden"]
+        if ours:
+            dist = flows.maf(dim, num_layers=layers, hidden_units=(hidden, hidden))
+            iaf = flows.iaf(dim, num_layers=layers, hidden_units=(hidden, hidden))
+            return dist, iaf, "tanh soft clamp at 3.0 (flows.maf default)"
+        return _tfp_builtin_maf(tf, dim, hidden, layers), None, "unclamped exp (TFP default)"
+    if flow == "realnvp":
+        dim, hidden = cfg["dim"], cfg["hidden"]
+        if ours:
+            dist = flows.real_nvp(
+                [dim], num_layers=layers, hidden_units=(hidden, hidden), normalization=None
+            )
+            return dist, None, "exp of a tanh soft clamp at 3.0 (flows.real_nvp default)"
+        dist = _tfp_builtin_real_nvp(tf, dim, hidden, layers)
+        return dist, None, "unclamped exp (TFP RealNVP default)"
+    shape, levels, steps, filters = (cfg[k] for k in ("image_shape", "levels", "steps", "filters"))
+    if ours:
+        dist = flows.glow(
+            shape,
+            levels=levels,
+            steps_per_level=steps,
+            filters=filters,
+            num_blocks=0,
+            coupling="affine",
+        )
+        return dist, None, "sigmoid scale (flows.glow coupling='affine')"
+    dist = _tfp_builtin_glow(tf, shape, levels, steps, filters)
+    return dist, None, "sigmoid(s + 2) scale (TFP Glow)"
 
 
 def _run_tf(lib, cfg, x_np, min_time, blocks):
@@ -122,19 +321,13 @@ def _run_tf(lib, cfg, x_np, min_time, blocks):
     import keras
     import tensorflow_probability as tfp
 
-    from tfp_flows import flows
-
     rss_import = _rss_mb()
-    dim, hidden, layers, n_samples = cfg["dim"], cfg["hidden"], cfg["layers"], cfg["sample_n"]
+    n_samples = cfg["sample_n"]
     jit = lib.endswith("_xla")
     tf.random.set_seed(0)
-    if lib.startswith("tfp_flows"):
-        dist = flows.maf(dim, num_layers=layers, hidden_units=(hidden, hidden))
-        iaf = flows.iaf(dim, num_layers=layers, hidden_units=(hidden, hidden))
-    else:
-        dist, iaf = _tfp_builtin_maf(tf, dim, hidden, layers), None
+    dist, iaf, log_scale = _tf_models(tf, lib, cfg)
     x = tf.constant(x_np)
-    dist.log_prob(x[:2])  # builds TFP's lazily built AutoregressiveNetworks
+    dist.log_prob(x)  # builds lazily built networks; initialises ActNorm from the data
     variables = list(dist.trainable_variables)
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(variables)
@@ -154,10 +347,13 @@ def _run_tf(lib, cfg, x_np, min_time, blocks):
     def sync(out):
         return tf.nest.map_structure(lambda t: t.numpy(), out)
 
+    sequential = cfg["flow"] == "maf"  # D passes: slow calls, no warm-up call
     result = {
         "train_step": _time(lambda: step_fn(x), sync, min_time, blocks),
         "log_prob": _time(lambda: log_prob_fn(x), sync, min_time, blocks),
-        "sample": _time(lambda: sample_fn(seed), sync, min_time, 2, warm_up=False),
+        "sample": _time(
+            lambda: sample_fn(seed), sync, min_time, 2 if sequential else blocks, not sequential
+        ),
     }
     if iaf is not None:
         iaf_fn = compiled(lambda seed: iaf.sample(n_samples, seed=seed))
@@ -177,9 +373,7 @@ def _run_tf(lib, cfg, x_np, min_time, blocks):
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "optimizer": "keras.optimizers.Adam(1e-3)",
-        "log_scale": "tanh soft clamp at 3.0 (flows.maf default)"
-        if lib.startswith("tfp_flows")
-        else "unclamped exp (TFP default)",
+        "log_scale": log_scale,
     }
     return result
 
@@ -238,16 +432,41 @@ def _nflows_maf(dim, hidden, layers):
     return Flow(CompositeTransform(transforms), StandardNormal([dim]))
 
 
+def _nflows_real_nvp(dim, hidden, layers):
+    import torch
+    import torch.nn.functional as F
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.nn.nets import MLP
+    from nflows.transforms import AffineCouplingTransform, CompositeTransform
+
+    class Net(torch.nn.Module):  # nflows calls its coupling networks as net(x, context)
+        def __init__(self, features_in, features_out):
+            super().__init__()
+            self.mlp = MLP([features_in], [features_out], [hidden, hidden], activation=F.relu)
+
+        def forward(self, x, context=None):
+            return self.mlp(x)
+
+    transforms = []
+    for i in range(layers):
+        mask = (torch.arange(dim) >= dim // 2).int()  # 1: transformed
+        transforms.append(AffineCouplingTransform(mask if i % 2 == 0 else 1 - mask, Net))
+    return Flow(CompositeTransform(transforms), StandardNormal([dim]))
+
+
 def _run_torch(lib, cfg, x_np, min_time, blocks):
     torch = _torch_setup(cfg["threads"])
     dim, hidden, layers, n_samples = cfg["dim"], cfg["hidden"], cfg["layers"], cfg["sample_n"]
+    maf = cfg["flow"] == "maf"
     rss_import = _rss_mb()
     torch.manual_seed(0)
     x = torch.from_numpy(x_np)
     if lib.startswith("zuko"):
         import zuko
 
-        flow = zuko.flows.MAF(features=dim, transforms=layers, hidden_features=(hidden, hidden))
+        cls = zuko.flows.MAF if maf else zuko.flows.RealNVP
+        flow = cls(features=dim, transforms=layers, hidden_features=(hidden, hidden))
 
         def log_prob(x):
             return flow().log_prob(x)
@@ -260,14 +479,19 @@ def _run_torch(lib, cfg, x_np, min_time, blocks):
     else:
         from importlib.metadata import version
 
-        flow = _nflows_maf(dim, hidden, layers)
+        build = _nflows_maf if maf else _nflows_real_nvp
+        flow = build(dim, hidden, layers)
         log_prob = flow.log_prob
 
         def sample():
             return flow.sample(n_samples)
 
         versions = {"torch": torch.__version__, "nflows": version("nflows")}
-        log_scale = "softplus scale + 1e-3 (nflows default)"
+        log_scale = (
+            "softplus scale + 1e-3 (nflows default)"
+            if maf
+            else "sigmoid(s + 2) + 1e-3 scale (nflows default)"
+        )
 
     optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
 
@@ -308,7 +532,7 @@ def _run_torch(lib, cfg, x_np, min_time, blocks):
     result = {
         "train_step": _time(step, sync, min_time, blocks),
         "log_prob": _time(no_grad(lambda: log_prob(x)), sync, min_time, blocks),
-        "sample": _time(no_grad(sample), sync, min_time, 2, warm_up=False),
+        "sample": _time(no_grad(sample), sync, min_time, 2 if maf else blocks, not maf),
     }
     result["num_params"] = int(sum(p.numel() for p in flow.parameters()))
     result["rss_after_import_mb"] = rss_import
@@ -332,10 +556,15 @@ def _run_torch(lib, cfg, x_np, min_time, blocks):
 def measure(
     lib: str,
     *,
-    dim: int,
-    hidden: int,
     batch: int,
+    flow: str = "maf",
+    dim: int | None = None,
+    hidden: int | None = None,
     layers: int = 5,
+    image_shape=None,
+    levels: int | None = None,
+    steps: int | None = None,
+    filters: int | None = None,
     sample_n: int = 512,
     threads: int = 2,
     min_time: float = 0.25,
@@ -344,17 +573,23 @@ def measure(
     peak_n: int = PEAK_N,
     compile_sample: bool = False,
 ) -> dict:
-    """Measures one library on one case in this process; returns the JSON-ready record."""
+    """Measures one library on one case in this process; returns the JSON-ready record.
+
+    Vector flows (`flow="maf"` or `"realnvp"`) take `dim`, `hidden` and `layers`; `"glow"`
+    takes `image_shape`, `levels`, `steps` and `filters`.
+    """
     if lib not in LIBS:
         raise ValueError(f"`lib` must be one of {LIBS}; got {lib!r}.")
+    if flow not in FLOWS:
+        raise ValueError(f"`flow` must be one of {FLOWS}; got {flow!r}.")
+    if not supports(lib, flow):
+        raise ValueError(f"{lib} has no {flow}.")
     import numpy as np
 
     cfg = dict(
         lib=lib,
-        dim=dim,
-        hidden=hidden,
+        flow=flow,
         batch=batch,
-        layers=layers,
         sample_n=sample_n,
         threads=threads,
         min_time=min_time,
@@ -364,20 +599,23 @@ def measure(
         compile_sample=compile_sample,
     )
     rng = np.random.default_rng(0)
-    # The same data for every library: correlated Gaussian-ish vectors.
-    x_np = rng.standard_normal((batch, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
+    if flow == "glow":
+        image_shape = [int(v) for v in image_shape]
+        cfg.update(image_shape=image_shape, levels=levels, steps=steps, filters=filters)
+        # The same data for every library: smooth-ish random images (a blurred Gaussian field).
+        x_np = rng.standard_normal((batch, *image_shape))
+        x_np = 0.5 * (x_np + np.roll(x_np, 1, axis=1))
+    else:
+        cfg.update(dim=dim, hidden=hidden, layers=layers)
+        # The same data for every library: correlated Gaussian-ish vectors.
+        x_np = rng.standard_normal((batch, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
     x_np = x_np.astype(np.float32)
     load_before = os.getloadavg()
     start = time.perf_counter()
     runner = _run_tf if lib in TF_LIBS else _run_torch
     result = runner(lib, cfg, x_np, min_time, blocks)
     result["config"] = cfg
-    result["flops"] = {
-        "log_prob": matmul_flops(dim, hidden, batch, layers),
-        "train_step": 3.0 * matmul_flops(dim, hidden, batch, layers),
-        "sample": matmul_flops(dim, hidden, sample_n, layers) * dim,
-        "iaf_sample": matmul_flops(dim, hidden, sample_n, layers),
-    }
+    result["flops"] = flow_flops(cfg)
     result["worker_wall_s"] = time.perf_counter() - start
     result["loadavg_1min"] = [load_before[0], os.getloadavg()[0]]
     result["env"] = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
@@ -389,7 +627,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lib", required=True, choices=LIBS)
     parser.add_argument(
-        "--case", action="append", required=True, help="D,H,BATCH (repeat for several cases)"
+        "--case",
+        action="append",
+        required=True,
+        help="D,H,BATCH (a MAF case) or a JSON object with 'flow' and its sizes (repeatable)",
     )
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--sample-n", type=int, default=512)
@@ -411,22 +652,18 @@ def main(argv=None) -> None:
     # core (a shared machine): passive waiting keeps torch's timings meaningful there.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     results = []
-    for case in args.case:
-        dim, hidden, batch = (int(v) for v in case.split(","))
+    for text in args.case:
+        case = {"layers": args.layers, "sample_n": args.sample_n, **parse_case(text)}
         results.append(
             measure(
                 args.lib,
-                dim=dim,
-                hidden=hidden,
-                batch=batch,
-                layers=args.layers,
-                sample_n=args.sample_n,
                 threads=args.threads,
                 min_time=args.min_time,
                 blocks=args.blocks,
                 peak_reps=args.peak_reps,
                 peak_n=args.peak_n,
                 compile_sample=args.compile_sample,
+                **case,
             )
         )
     sys.stdout.write("\n" + json.dumps(results) + "\n")

@@ -10,7 +10,17 @@ Times, each as tf.function(jit_compile=True) and as plain tf.function (2 intra-o
   bare_*      the same 5 MADEs written as raw matmuls on pre-masked kernels (no TFP, no Keras,
               no mask multiply, no soft clamp): the floor for this architecture in TF
   matmuls     only the 15 dense matmuls of the forward pass (and x3 for the step)
+  rng_default 512 x D standard normals, `tf.random.stateless_normal` with TF's default algorithm
+              (what `tfd.Normal` draws with; under XLA on CPU a slow generic expansion)
+  rng_philox  the same with `alg="philox"` (what the flows' base distribution draws with)
+  iaf_sample  512 samples of `flows.iaf` with the same sizes (one pass per layer)
 With `--torch`, also the bare MADEs in torch (eager and torch.compile) for the BLAS comparison.
+
+    python benchmarks/profile_step.py --dim 16 --hidden 128 --rng-ab
+
+`--rng-ab` instead runs an interleaved A/B in one process (calls alternate A B A B, so a loaded
+machine slows both alike), all under jit_compile=True: 512 IAF samples with the flows' Philox
+base against the same flow on a plain `tfd.Normal` base, and the raw draws of both algorithms.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--torch", action="store_true")
+    parser.add_argument("--rng-ab", action="store_true")
     args = parser.parse_args()
     d, h, b, k = args.dim, args.hidden, args.batch, 5
 
@@ -60,6 +71,9 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from tfp_flows import flows
 
+    if args.rng_ab:
+        rng_ab(tf, flows, d, h, k)
+        return
     x = tf.constant(np.random.default_rng(0).standard_normal((b, d)).astype(np.float32))
     dist = flows.maf(d, num_layers=k, hidden_units=(h, h))
     variables = list(dist.trainable_variables)
@@ -118,6 +132,18 @@ def main() -> None:
             out += tf.reduce_sum(h2 @ kernels[2])
         return out
 
+    iaf = flows.iaf(d, num_layers=k, hidden_units=(h, h))
+    seed = tf.constant([3, 4])
+
+    def rng_default(seed):
+        return tf.random.stateless_normal([512, d], seed)
+
+    def rng_philox(seed):
+        return tf.random.stateless_normal([512, d], seed, alg="philox")
+
+    def iaf_sample(seed):
+        return iaf.sample(512, seed=seed)
+
     def sync(r):
         return tf.nest.map_structure(lambda t: t.numpy(), r)
 
@@ -131,16 +157,23 @@ def main() -> None:
             "bare_fwd_bwd": bare_fwd_bwd,
             "bare_loss": bare_loss,
             "matmuls": matmuls,
+            "rng_default": rng_default,
+            "rng_philox": rng_philox,
+            "iaf_sample": iaf_sample,
         }
         rows = {}
         for name, f in fns.items():
             compiled = tf.function(f, jit_compile=jit)
-            call_args = () if name == "adam" else (x,)
+            seeded = name.startswith(("rng", "iaf"))
+            call_args = () if name == "adam" else (seed,) if seeded else (x,)
             rows[name] = timeit(lambda c=compiled, a=call_args: c(*a), sync)
         print(f"-- TF {'jit_compile=True' if jit else 'tf.function'}")
         for name, sec in rows.items():
             work = flops * (3 if "bwd" in name or name == "step" else 1)
-            extra = "" if name == "adam" else f"  {work / sec / 1e9:6.1f} GFLOP/s"
+            if name == "iaf_sample":
+                work = 2.0 * 512 * (d * h + h * h + h * 2 * d) * k
+            plain = name == "adam" or name.startswith("rng")
+            extra = "" if plain else f"  {work / sec / 1e9:6.1f} GFLOP/s"
             print(f"   {name:14s} {sec * 1e3:8.2f} ms{extra}")
 
     if args.torch:
@@ -181,6 +214,42 @@ def main() -> None:
             print(
                 f"   bare_loss    {name:8s} {sec * 1e3:8.2f} ms  {flops / sec / 1e9:6.1f} GFLOP/s"
             )
+
+
+def rng_ab(tf, flows, d, h, k, blocks=15, calls=5):
+    """Interleaved A/B of the base noise: Philox (the flows' base) vs TF's default algorithm."""
+    import tensorflow_probability as tfp
+
+    tfd = tfp.distributions
+    iaf = flows.iaf(d, num_layers=k, hidden_units=(h, h))
+    plain = tfd.TransformedDistribution(
+        tfd.Sample(tfd.Normal(0.0, 1.0), sample_shape=[d]), iaf.bijector
+    )
+    seed = tf.constant([3, 4])
+    fns = {
+        "iaf_sample_philox_base": lambda s: iaf.sample(512, seed=s),
+        "iaf_sample_default_base": lambda s: plain.sample(512, seed=s),
+        "rng_philox": lambda s: tf.random.stateless_normal([512, d], s, alg="philox"),
+        "rng_default": lambda s: tf.random.stateless_normal([512, d], s),
+    }
+    compiled = {name: tf.function(fn, jit_compile=True) for name, fn in fns.items()}
+    for fn in compiled.values():
+        fn(seed).numpy()
+        fn(seed).numpy()
+    times: dict = {name: [] for name in compiled}
+    for _ in range(blocks):
+        for name, fn in compiled.items():  # A B A B ...
+            start = time.perf_counter()
+            for _ in range(calls):
+                out = fn(seed)
+            out.numpy()
+            times[name].append((time.perf_counter() - start) / calls)
+    print(f"interleaved A/B, D={d} H={h}, {blocks} blocks of {calls} calls, jit_compile=True")
+    for name, values in times.items():
+        print(
+            f"   {name:24s} median {statistics.median(values) * 1e3:7.2f} ms  "
+            f"min {min(values) * 1e3:7.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
-"""Side-by-side MAF benchmark: tfp_flows vs TFP's built-in MAF, zuko and nflows.
+"""Side-by-side benchmark: tfp_flows vs TFP's built-ins, zuko and nflows (MAF, Real NVP, Glow).
 
-    python benchmarks/run.py --quick    # smoke run: case C, one repeat, short blocks (~3 min),
-                                        # written to out/bench_quick/
-    python benchmarks/run.py            # cases A, B, C, alternating repeats (~15 min)
+    python benchmarks/run.py --quick       # smoke run: cases C, R, G8, one repeat, short blocks,
+                                           # written to out/bench_quick/
+    python benchmarks/run.py               # every case, alternating repeats (~40 min loaded)
+    python benchmarks/run.py --case A,R    # some cases (repeatable; default: all)
 
-Each (library, repeat) runs `_worker.py` in its own process, which measures the cases in the
-order given (smallest first: the RSS high-water mark is cumulative); the libraries alternate
-(A B C ... A B C ...) over the repeats so slow drift of the machine shows up in the spread
-instead of in one library's median. Writes `results.json` (every raw record and the
-summary) and `results.md` (medians, min-max over repeats, tfp_flows-XLA / peer ratios, compute
-efficiency against the float32 matmul peak measured in each worker) next to this file, or to
-`--out-dir`. Libraries whose framework is not importable (e.g. no torch) are skipped.
+Run it with an interpreter that has torch, zuko and nflows (the `bench` extra) to include the
+PyTorch libraries, or pass `--python` for the workers; without them those are skipped.
+
+Cases: MAF A, B, C (the issue's sizes), Real NVP R (vectors, case A's sizes), Glow G8 (8x8x1)
+and G16 (16x16x3). Each (case, library, repeat) runs `_worker.py` in its own process (so the
+RSS high-water mark is that case's); per case the libraries alternate (A B C ... A B C ...) over
+the repeats so slow drift of the machine shows up in the spread instead of in one library's
+median. Writes `results.json`
+(every raw record and the summary) and `results.md` (medians, min-max over repeats,
+tfp_flows-XLA / peer ratios, compute efficiency against the float32 matmul peak measured in each
+worker) next to this file, or to `--out-dir`. Libraries whose framework is not importable (e.g.
+no torch) are skipped.
 """
 
 from __future__ import annotations
@@ -29,26 +35,38 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _worker import LIBS, TORCH_LIBS  # noqa: E402
+from _worker import LIBS, TORCH_LIBS, supports  # noqa: E402
 
-__all__ = ["CASES", "machine_info", "render_markdown", "summarize"]
+__all__ = ["CASES", "label", "machine_info", "render_markdown", "summarize"]
 
-CASES = {
-    "A": dict(dim=16, hidden=128, batch=512),
-    "B": dict(dim=64, hidden=512, batch=512),
-    "C": dict(dim=8, hidden=128, batch=256),
+CASES = {  # in the order they run: the cheap ones first
+    "C": dict(flow="maf", dim=8, hidden=128, batch=256, sample_n=512),
+    "A": dict(flow="maf", dim=16, hidden=128, batch=512, sample_n=512),
+    "R": dict(flow="realnvp", dim=16, hidden=128, batch=512, sample_n=512),
+    "G8": dict(flow="glow", image_shape=[8, 8, 1], levels=2, steps=3, filters=64, batch=64),
+    "B": dict(flow="maf", dim=64, hidden=512, batch=512, sample_n=512),
+    "G16": dict(flow="glow", image_shape=[16, 16, 3], levels=3, steps=3, filters=64, batch=32),
 }
+for _case in ("G8", "G16"):
+    CASES[_case]["sample_n"] = 64  # images: 64 samples (vectors: 512)
+QUICK_CASES = ("C", "R", "G8")
 REFERENCE = "tfp_flows_xla"
 METRICS = ("train_step", "log_prob", "sample", "iaf_sample")
-LABELS = {
-    "tfp_flows_xla": "tfp_flows, tf.function(jit_compile=True)",
-    "tfp_flows_graph": "tfp_flows, tf.function",
-    "tfp_xla": "TFP MaskedAutoregressiveFlow, jit_compile=True",
-    "tfp_graph": "TFP MaskedAutoregressiveFlow, tf.function",
-    "zuko_compile": "zuko MAF, torch.compile (sampling eager)",
-    "zuko_eager": "zuko MAF, eager",
-    "nflows_eager": "nflows MAF, eager",
-}
+_TFP_NAMES = {"maf": "MaskedAutoregressiveFlow", "realnvp": "RealNVP", "glow": "Glow"}
+_TORCH_NAMES = {"maf": "MAF", "realnvp": "RealNVP"}
+
+
+def label(lib: str, flow: str) -> str:
+    """Row label of `lib` in a table of `flow` cases."""
+    return {
+        "tfp_flows_xla": "tfp_flows, tf.function(jit_compile=True)",
+        "tfp_flows_graph": "tfp_flows, tf.function",
+        "tfp_xla": f"TFP {_TFP_NAMES[flow]}, jit_compile=True",
+        "tfp_graph": f"TFP {_TFP_NAMES[flow]}, tf.function",
+        "zuko_compile": f"zuko {_TORCH_NAMES.get(flow)}, torch.compile (sampling eager)",
+        "zuko_eager": f"zuko {_TORCH_NAMES.get(flow)}, eager",
+        "nflows_eager": f"nflows {_TORCH_NAMES.get(flow)}, eager",
+    }[lib]
 
 
 def _available(lib: str, python: str) -> bool:
@@ -64,7 +82,7 @@ def _available(lib: str, python: str) -> bool:
 def run_worker(python: str, lib: str, cases: list[str], args, timeout: float) -> list[dict]:
     cmd = [python, os.path.join(HERE, "_worker.py"), "--lib", lib]
     for case in cases:
-        cmd += ["--case", "{dim},{hidden},{batch}".format(**CASES[case])]
+        cmd += ["--case", json.dumps(CASES[case])]
     cmd += ["--min-time", str(args.min_time), "--blocks", str(args.blocks)]
     cmd += ["--peak-reps", str(args.peak_reps), "--threads", str(args.threads)]
     start = time.perf_counter()
@@ -114,6 +132,7 @@ def summarize(records: list[dict]) -> dict:
                     flops / seconds / rec["peak_flops"]
                 )
         raw.setdefault("rss_peak_mb", []).append(rec["rss_peak_mb"])
+        raw.setdefault("num_params", []).append(rec["num_params"])
         raw.setdefault("rss_after_import_mb", []).append(rec["rss_after_import_mb"])
         raw.setdefault("peak_gflops", []).append(rec["peak_flops"] / 1e9)
     for libs in summary.values():
@@ -164,10 +183,67 @@ def machine_info(records: list[dict]) -> dict:
     return info
 
 
+def _case_title(case: str, c: dict) -> str:
+    if c["flow"] == "glow":
+        h, w, ch = c["image_shape"]
+        return (
+            f"## Case {case}: Glow on {h}x{w}x{ch} images, {c['levels']} levels x {c['steps']} "
+            f"steps, {c['filters']} filters, batch {c['batch']}, {c['sample_n']} samples"
+        )
+    name = {"maf": "MAF", "realnvp": "Real NVP"}[c["flow"]]
+    return (
+        f"## Case {case}: {name}, D={c['dim']}, H={c['hidden']}, batch {c['batch']}, "
+        f"{c['sample_n']} samples"
+    )
+
+
+ARCHITECTURE = {
+    "maf": (
+        "MAF (cases A, B, C): 5 MADEs, each D -> H -> H -> 2D with ReLU, affine transform, order "
+        "reversed between layers, standard-normal base. sample = 512 points (a MAF samples in D "
+        "sequential passes per layer); IAF sample = 512 points from `flows.iaf` (one pass). "
+        "tfp_flows uses `flows.maf(D, num_layers=5, hidden_units=(H, H))` with its default "
+        "`log_scale_clamp=3.0`; TFP's MAF (`tfb.AutoregressiveNetwork`) has no clamp; zuko and "
+        "nflows use their default affine parameterisations. FLOPs: 2*B*sum(in*out) of the 15 "
+        "dense matmuls (masks not discounted)."
+    ),
+    "realnvp": (
+        "Real NVP on vectors (case R): 5 affine couplings, each an MLP D/2 -> H -> H -> 2 * D/2 "
+        "(ReLU) giving shift and log-scale of the other half, the halves alternating. "
+        "tfp_flows: `flows.real_nvp([D], num_layers=5, hidden_units=(H, H), normalization=None)` "
+        "(exp scale, soft clamp 3.0); TFP: `tfb.RealNVP(num_masked=D/2, "
+        "shift_and_log_scale_fn=<tf.Module MLP over tf.Variables>)` with `tfb.Permute` reversals "
+        "between couplings (no clamp); zuko: `zuko.flows.RealNVP(D, transforms=5, "
+        "hidden_features=(H, H))` (alternating checkered masks, same sizes); nflows: "
+        "`AffineCouplingTransform` with `nflows.nn.nets.MLP([D/2], [D], [H, H])`, halves "
+        "alternating (sigmoid scale). sample = 512 points, one pass. FLOPs: 2*B*sum(in*out) of "
+        "the 15 dense matmuls."
+    ),
+    "glow": (
+        "Glow (cases G8, G16): per level a squeeze, then `steps` x (ActNorm, invertible 1x1 "
+        "convolution with an LU parameterisation, affine coupling with a sigmoid scale whose "
+        "conditioner is conv3x3(filters) -> ReLU -> conv3x3 (zero-init)), then half the channels "
+        "factored out (not after the last level). tfp_flows: `flows.glow(shape, levels, "
+        "steps_per_level, filters, num_blocks=0, coupling='affine')`; TFP: `tfb.Glow` with "
+        "`coupling_bijector_fn` building the same two-conv network (TFP's default network adds "
+        "a 1x1 conv in the middle; it is replaced so both run the same convolutions) and its "
+        "default exit network: TFP's Glow conditions each factored-out half on the remaining "
+        "channels through one more zero-init conv3x3 per level, tfp_flows factors out to a "
+        "standard normal directly (that extra conv is not in the FLOP count). Only the "
+        "TensorFlow libraries: zuko and nflows have no Glow. sample = 64 images. FLOPs: the "
+        "conv multiply-adds (coupling networks and 1x1 convolutions), 2 per multiply-add."
+    ),
+}
+
+
 def render_markdown(summary: dict, info: dict, meta: dict) -> str:
     v = info.get("versions", {})
+    flows = []
+    for c in meta["cases"].values():
+        if c["flow"] not in flows:
+            flows.append(c["flow"])
     lines = [
-        "# MAF benchmark: tfp_flows vs TFP built-in, zuko, nflows",
+        "# Benchmark: tfp_flows vs TFP built-ins, zuko, nflows",
         "",
         f"Command: `{meta['command']}` (total wall time {meta['wall_s'] / 60:.1f} min).",
         "",
@@ -176,43 +252,41 @@ def render_markdown(summary: dict, info: dict, meta: dict) -> str:
         + ", ".join(f"{k} {val}" for k, val in sorted(v.items()))
         + ".",
         f"Threads: {meta['threads']} intra-op, 1 inter-op, every library; float32; "
-        f"{meta['repeats']} repeat(s) per library and case, one fresh process each, libraries "
-        f"alternating; within a process each figure is the median of {meta['blocks']} timed "
-        f"blocks of >= {meta['min_time']} s after the first (compile) call.",
+        f"{meta['repeats']} repeat(s) per library and case, one fresh process per case, library "
+        "and repeat, libraries alternating; within a process each figure is the median "
+        f"of {meta['blocks']} timed blocks of >= {meta['min_time']} s after the first "
+        "(trace/compile) call (MAF sampling: 2 blocks, no warm-up call).",
     ]
     if "loadavg_1min_range" in info:
         lo, hi = info["loadavg_1min_range"]
         lines.append(
             f"The machine was shared: 1-minute load average {lo:.1f}-{hi:.1f} during the run "
             "(2 = both cores busy), so expect tens of per cent of noise; the ranges show it. "
-            "Peak RSS is the process high-water mark after the case (cases run C, A, B in one "
-            "process per library and repeat)."
+            "Peak RSS is the high-water mark of the process that ran the case (one per case, "
+            "library and repeat)."
         )
     lines += [
         "",
-        "Architecture: 5 MADEs, each D -> H -> H -> 2D with ReLU, affine transform, order "
-        "reversed between layers, standard-normal base, Adam(1e-3). Step = forward + backward + "
-        "Adam update on one batch; log_prob = one batch, no gradient; sample = 512 points "
-        "(a MAF samples in D sequential passes per layer); IAF sample = 512 points from "
-        "`flows.iaf` (one pass). tfp_flows uses `flows.maf(D, num_layers=5, hidden_units=(H, H))` "
-        "with its default `log_scale_clamp=3.0`; TFP's MAF has no clamp; zuko and nflows use "
-        "their default affine parameterisations.",
+        "Step = forward + backward + Adam(1e-3) update on one batch; log_prob = one batch, no "
+        "gradient. Cells: median over repeats (min-max). Ratio = tfp_flows (XLA) time / this "
+        "library's time (> 1: tfp_flows is slower). Efficiency = the step's FLOPs (3 x the "
+        "forward FLOPs counted from the layer sizes) / time / the float32 2048^3 matmul peak "
+        "of the same framework measured in the same process.",
         "",
-        "Cells: median over repeats (min-max). Ratio = tfp_flows (XLA) time / this library's "
-        "time (> 1: tfp_flows is slower). Efficiency = matmul FLOPs of the step (3 x forward "
-        "2*B*sum(in*out) over the 5 MADEs, dense) / time / the float32 2048^3 matmul peak of the "
-        "same framework measured in the same process.",
+        *(f"- {ARCHITECTURE[flow]}" for flow in flows),
         "",
     ]
     for case, libs in summary.items():
         c = meta["cases"][case]
+        iaf = c["flow"] == "maf"
         lines += [
-            f"## Case {case}: D={c['dim']}, H={c['hidden']}, batch {c['batch']}",
+            _case_title(case, c),
             "",
-            "| library | train step | log_prob | sample 512 | IAF sample 512 | step ratio | "
-            "log_prob ratio | sample ratio | step GFLOP/s | step eff. | peak GFLOP/s | "
-            "peak RSS MB | step 1st call |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| library | train step | log_prob | sample | "
+            + ("IAF sample | " if iaf else "")
+            + "step ratio | log_prob ratio | sample ratio | step GFLOP/s | step eff. | "
+            "peak GFLOP/s | peak RSS MB | params | step 1st call |",
+            "|---|---|---|---|" + ("---|" if iaf else "") + "---|---|---|---|---|---|---|---|---|",
         ]
         for lib in LIBS:
             if lib not in libs:
@@ -223,11 +297,11 @@ def render_markdown(summary: dict, info: dict, meta: dict) -> str:
                 "| "
                 + " | ".join(
                     [
-                        LABELS[lib],
+                        label(lib, c["flow"]),
                         _fmt_time(e.get("train_step")),
                         _fmt_time(e.get("log_prob")),
                         _fmt_time(e.get("sample")),
-                        _fmt_time(e.get("iaf_sample")),
+                        *((_fmt_time(e.get("iaf_sample")),) if iaf else ()),
                         *(
                             f"{r[m]:.2f}" if m in r else "-"
                             for m in ("train_step", "log_prob", "sample")
@@ -236,6 +310,7 @@ def render_markdown(summary: dict, info: dict, meta: dict) -> str:
                         f"{100 * e['train_step_efficiency']['median']:.0f}%",
                         f"{e['peak_gflops']['median']:.0f}",
                         f"{e['rss_peak_mb']['median']:.0f}",
+                        f"{e['num_params']['median']:.0f}",
                         f"{e['train_step_first_call']['median']:.1f} s",
                     ]
                 )
@@ -247,8 +322,16 @@ def render_markdown(summary: dict, info: dict, meta: dict) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="case C, 1 repeat, short blocks")
-    parser.add_argument("--cases", default=None, help="e.g. 'C,A,B' (default: all; quick: C)")
+    parser.add_argument("--quick", action="store_true", help="cases C,R,G8, 1 repeat, short blocks")
+    parser.add_argument(
+        "--case",
+        "--cases",
+        dest="cases",
+        action="append",
+        default=None,
+        help=f"case names, e.g. 'A' or 'C,A,B' (repeatable; of {','.join(CASES)}; default: "
+        f"all; quick: {','.join(QUICK_CASES)})",
+    )
     parser.add_argument("--libs", default=",".join(LIBS))
     parser.add_argument("--repeats", type=int, default=None, help="default 2 (quick: 1)")
     parser.add_argument("--min-time", type=float, default=None, help="seconds per timed block")
@@ -256,7 +339,7 @@ def main(argv=None) -> None:
     parser.add_argument("--peak-reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--python", default=sys.executable, help="interpreter for the workers")
-    parser.add_argument("--timeout", type=float, default=600.0, help="per worker, seconds")
+    parser.add_argument("--timeout", type=float, default=900.0, help="per worker, seconds")
     parser.add_argument(
         "--out-dir", default=None, help="default: benchmarks/ (quick: out/bench_quick/)"
     )
@@ -265,7 +348,11 @@ def main(argv=None) -> None:
     args.out_dir = args.out_dir or (
         os.path.join(os.path.dirname(HERE), "out", "bench_quick") if quick else HERE
     )
-    cases = (args.cases or ("C" if quick else "C,A,B")).split(",")
+    names = [n for arg in args.cases for n in arg.split(",")] if args.cases else None
+    cases = names or list(QUICK_CASES if quick else CASES)
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
     args.repeats = args.repeats or (1 if quick else 2)
     args.min_time = args.min_time or (0.05 if quick else 0.15)
     args.blocks = args.blocks or 3
@@ -273,48 +360,62 @@ def main(argv=None) -> None:
     skipped = sorted(set(args.libs.split(",")) - set(libs))
     if skipped:
         print(f"skipping (framework not importable): {', '.join(skipped)}", flush=True)
-
     start = time.perf_counter()
-    records = []
-    for repeat in range(args.repeats):
-        for lib in libs:  # alternate: A B C ... A B C ...
-            for rec in run_worker(args.python, lib, cases, args, args.timeout):
-                rec.update(repeat=repeat, order=len(records))
-                records.append(rec)
-                status = rec.get("error", "").splitlines()[-1:] if "error" in rec else None
-                print(
-                    f"[{time.perf_counter() - start:6.0f} s] case {rec['case']} rep {repeat} "
-                    f"{lib:16s} "
-                    + (
-                        f"ERROR {status}"
-                        if status is not None
-                        else f"step {rec['train_step']['median_s'] * 1e3:8.2f} ms  "
-                        f"log_prob {rec['log_prob']['median_s'] * 1e3:8.2f} ms  "
-                        f"sample {rec['sample']['median_s'] * 1e3:9.1f} ms"
-                    ),
-                    flush=True,
-                )
-    wall = time.perf_counter() - start
-    summary = summarize(records)
-    info = machine_info([r for r in records if "error" not in r])
-    meta = {
-        "command": "python benchmarks/run.py" + (" --quick" if quick else ""),
-        "argv": sys.argv[1:] if argv is None else argv,
-        "wall_s": wall,
-        "repeats": args.repeats,
-        "blocks": args.blocks,
-        "min_time": args.min_time,
-        "threads": args.threads,
-        "cases": {c: CASES[c] for c in cases},
-        "errors": [r for r in records if "error" in r],
-    }
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "results.json"), "w") as f:
-        json.dump({"meta": meta, "machine": info, "summary": summary, "records": records}, f)
-    markdown = render_markdown(summary, info, meta)
-    with open(os.path.join(args.out_dir, "results.md"), "w") as f:
-        f.write(markdown + "\n")
-    print(markdown)
+    records: list[dict] = []
+
+    def write(done: bool) -> str:
+        """Writes results.json/md from the records so far (a cut-short run leaves its part)."""
+        wall = time.perf_counter() - start
+        summary = summarize(records)
+        summary = {case: summary[case] for case in cases if case in summary}
+        info = machine_info([r for r in records if "error" not in r])
+        meta = {
+            "command": " ".join(
+                ["python benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)]
+            ),
+            "argv": sys.argv[1:] if argv is None else argv,
+            "complete": done,
+            "wall_s": wall,
+            "repeats": args.repeats,
+            "blocks": args.blocks,
+            "min_time": args.min_time,
+            "threads": args.threads,
+            "cases": {c: CASES[c] for c in cases},
+            "errors": [r for r in records if "error" in r],
+        }
+        os.makedirs(args.out_dir, exist_ok=True)
+        with open(os.path.join(args.out_dir, "results.json"), "w") as f:
+            json.dump({"meta": meta, "machine": info, "summary": summary, "records": records}, f)
+        markdown = render_markdown(summary, info, meta)
+        if not done:
+            markdown += "\n(Partial: the run was still going when this was written.)\n"
+        with open(os.path.join(args.out_dir, "results.md"), "w") as f:
+            f.write(markdown + "\n")
+        return markdown
+
+    for case in cases:  # each case in turn, smallest first; per case the libraries alternate
+        for repeat in range(args.repeats):
+            for lib in libs:  # A B C ... A B C ...
+                if not supports(lib, CASES[case]["flow"]):
+                    continue
+                for rec in run_worker(args.python, lib, [case], args, args.timeout):
+                    rec.update(repeat=repeat, order=len(records))
+                    records.append(rec)
+                    status = rec.get("error", "").splitlines()[-1:] if "error" in rec else None
+                    print(
+                        f"[{time.perf_counter() - start:6.0f} s] case {rec['case']} rep "
+                        f"{repeat} {lib:16s} "
+                        + (
+                            f"ERROR {status}"
+                            if status is not None
+                            else f"step {rec['train_step']['median_s'] * 1e3:8.2f} ms  "
+                            f"log_prob {rec['log_prob']['median_s'] * 1e3:8.2f} ms  "
+                            f"sample {rec['sample']['median_s'] * 1e3:9.1f} ms"
+                        ),
+                        flush=True,
+                    )
+                write(done=False)
+    print(write(done=True))
 
 
 if __name__ == "__main__":

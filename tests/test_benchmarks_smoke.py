@@ -1,8 +1,8 @@
-"""Smoke test of the benchmark code (`benchmarks/`): one tiny case, so it never rots.
+"""Smoke test of the benchmark code (`benchmarks/`): tiny cases, so it never rots.
 
-Runs the worker in-process for the TensorFlow libraries (tfp_flows and TFP's built-in MAF), and
-the eager torch libraries in a subprocess when zuko / nflows are importable, then renders the
-summary table from the records.
+Runs the worker in-process for the TensorFlow libraries (tfp_flows and TFP's built-ins), and the
+eager torch libraries in a subprocess when zuko / nflows are importable, then renders the summary
+table from the records. The FLOP counts are checked against sums written out by hand.
 """
 
 import importlib.util
@@ -19,12 +19,48 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import _worker  # noqa: E402
 import run  # noqa: E402
 
-TINY = dict(dim=3, hidden=8, batch=16, layers=2, sample_n=8, min_time=0.0, blocks=2, peak_reps=1)
-TINY["peak_n"] = 256
+TIMING = dict(min_time=0.0, blocks=2, peak_reps=1, peak_n=256)
+VECTOR = dict(dim=4, hidden=8, batch=16, layers=2, sample_n=8)
+GLOW = dict(flow="glow", image_shape=[4, 4, 1], levels=1, steps=1, filters=4, batch=4, sample_n=2)
 TIMING_KEYS = {"median_s", "blocks_s", "calls_per_block", "first_call_s"}
+# Parameters of the tiny vector flows, with biases: 2 MADEs 4 -> 8 -> 8 -> 8, and 2 couplings
+# 2 -> 8 -> 8 -> 4.
+NUM_PARAMS = {
+    "maf": 2 * (4 * 8 + 8 + 8 * 8 + 8 + 8 * 8 + 8),
+    "realnvp": 2 * (2 * 8 + 8 + 8 * 8 + 8 + 8 * 4 + 4),
+}
 
 
-def _check_record(record: dict, lib: str, iaf: bool) -> None:
+def test_flop_counts_by_hand():
+    assert _worker.matmul_flops(4, 8, 16, 2) == 2 * 16 * (4 * 8 + 8 * 8 + 8 * 8) * 2
+    assert _worker.coupling_flops(5, 8, 16, 3) == 2 * 16 * (2 * 8 + 8 * 8 + 8 * 6) * 3
+    # 8x8x1, 2 levels: (4, 4, 4) with 4 + 9*2*F + 9*F*4 per pixel, then (2, 2, 8) from 2 kept
+    # channels with 64 + 9*4*F + 9*F*8, F = 3, 2 steps each.
+    level0 = 4 * 4 * (4 * 4 + 9 * 2 * 3 + 9 * 3 * 4)
+    level1 = 2 * 2 * (8 * 8 + 9 * 4 * 3 + 9 * 3 * 8)
+    assert _worker.glow_flops([8, 8, 1], 2, 2, 3, 5) == 2 * 2 * (level0 + level1) * 5
+    cfg = dict(flow="maf", dim=4, hidden=8, batch=16, layers=2, sample_n=8)
+    flops = _worker.flow_flops(cfg)
+    one = _worker.matmul_flops(4, 8, 16, 2)
+    assert flops["train_step"] == 3 * one and flops["log_prob"] == one
+    assert flops["sample"] == 4 * _worker.matmul_flops(4, 8, 8, 2)  # D passes
+    assert flops["iaf_sample"] == _worker.matmul_flops(4, 8, 8, 2)  # one pass
+    assert "iaf_sample" not in _worker.flow_flops({**cfg, "flow": "realnvp"})
+
+
+def test_cases_and_libraries():
+    assert _worker.parse_case("8,128,256") == dict(flow="maf", dim=8, hidden=128, batch=256)
+    assert _worker.parse_case(json.dumps(run.CASES["G8"])) == run.CASES["G8"]
+    with pytest.raises(ValueError, match="flow"):
+        _worker.parse_case('{"flow": "nice", "batch": 2}')
+    assert not _worker.supports("zuko_eager", "glow") and _worker.supports("tfp_xla", "glow")
+    with pytest.raises(ValueError, match="no glow"):
+        _worker.measure("nflows_eager", **GLOW)
+    assert {run.CASES[c]["flow"] for c in run.CASES} == set(_worker.FLOWS)
+    assert run.label("tfp_graph", "realnvp") == "TFP RealNVP, tf.function"
+
+
+def _check_record(record: dict, lib: str, flow: str, iaf: bool) -> None:
     expected = {"train_step", "log_prob", "sample", "num_params", "rss_peak_mb", "peak_flops"}
     assert expected | {"config", "flops", "versions", "settings"} <= set(record)
     assert ("iaf_sample" in record) == iaf
@@ -32,53 +68,63 @@ def _check_record(record: dict, lib: str, iaf: bool) -> None:
         assert set(record[metric]) == TIMING_KEYS
         assert record[metric]["median_s"] > 0
         assert record[metric]["first_call_s"] > 0
-    # Same architecture everywhere: 2 MADEs of 3 -> 8 -> 8 -> 6 with biases.
-    assert record["num_params"] == 2 * (3 * 8 + 8 + 8 * 8 + 8 + 8 * 6 + 6)
-    assert record["config"]["lib"] == lib
+    if flow in NUM_PARAMS:  # the same architecture everywhere
+        assert record["num_params"] == NUM_PARAMS[flow]
+    assert record["config"]["lib"] == lib and record["config"]["flow"] == flow
     assert record["peak_flops"] > 1e8
     assert record["rss_peak_mb"] >= record["rss_after_import_mb"] > 0
-    assert record["flops"]["train_step"] == 3 * _worker.matmul_flops(3, 8, 16, 2)
+    assert record["flops"] == _worker.flow_flops(record["config"])
     json.dumps(record)  # JSON-ready
 
 
-@pytest.mark.parametrize("lib", ["tfp_flows_graph", "tfp_graph"])
-def test_tf_worker(lib):
-    record = _worker.measure(lib, **TINY)
-    _check_record(record, lib, iaf=lib.startswith("tfp_flows"))
-    assert record["settings"]["jit_compile"] == lib.endswith("_xla")
-
-    record["case"], record["repeat"] = "C", 0
+def _check_rendered(record: dict, lib: str, case: dict) -> None:
+    record["case"], record["repeat"] = "X", 0
     summary = run.summarize([record, {"error": "failed worker", "lib": "x"}])
-    entry = summary["C"][lib]
+    entry = summary["X"][lib]
     assert entry["train_step"]["median"] == record["train_step"]["median_s"]
     meta = dict(
-        command="test",
-        wall_s=1.0,
-        repeats=1,
-        blocks=2,
-        min_time=0.0,
-        threads=2,
-        cases={"C": dict(dim=3, hidden=8, batch=16)},
+        command="test", wall_s=1.0, repeats=1, blocks=2, min_time=0.0, threads=2, cases={"X": case}
     )
     markdown = run.render_markdown(summary, run.machine_info([record]), meta)
-    assert run.LABELS[lib] in markdown
+    assert run.label(lib, case["flow"]) in markdown
+    assert run.ARCHITECTURE[case["flow"]] in markdown
+
+
+@pytest.mark.parametrize(("lib", "flow"), [("tfp_flows_graph", "maf"), ("tfp_graph", "realnvp")])
+def test_tf_worker(lib, flow):
+    case = dict(flow=flow, **VECTOR)
+    record = _worker.measure(lib, **case, **TIMING)
+    _check_record(record, lib, flow, iaf=lib.startswith("tfp_flows") and flow == "maf")
+    assert record["settings"]["jit_compile"] == lib.endswith("_xla")
+    _check_rendered(record, lib, case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lib", ["tfp_flows_graph", "tfp_graph", "tfp_flows_xla"])
+def test_tf_worker_glow(lib):
+    record = _worker.measure(lib, **GLOW, **TIMING)
+    _check_record(record, lib, "glow", iaf=False)
+    _check_rendered(record, lib, GLOW)
 
 
 TORCH_LIBS = [
     pytest.param(
         lib,
+        flow,
         marks=pytest.mark.skipif(
             importlib.util.find_spec("zuko" if lib.startswith("zuko") else "nflows") is None,
             reason="torch libraries not installed (pip install -e '.[bench]')",
         ),
     )
     for lib in ("zuko_eager", "nflows_eager")
+    for flow in ("maf", "realnvp")
 ]
 
 
-@pytest.mark.parametrize("lib", TORCH_LIBS)
-def test_torch_worker_cli(lib):
-    args = ["--lib", lib, "--case", "3,8,16", "--layers", "2"]
+@pytest.mark.parametrize(("lib", "flow"), TORCH_LIBS)
+def test_torch_worker_cli(lib, flow):
+    case = json.dumps(dict(flow=flow, dim=4, hidden=8, batch=16))
+    args = ["--lib", lib, "--case", case, "--layers", "2"]
     args += ["--sample-n", "8", "--min-time", "0", "--blocks", "2", "--peak-reps", "1"]
     args += ["--peak-n", "256"]
     proc = subprocess.run(
@@ -89,4 +135,4 @@ def test_torch_worker_cli(lib):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (record,) = json.loads(proc.stdout.splitlines()[-1])  # one record per --case
-    _check_record(record, lib, iaf=False)
+    _check_record(record, lib, flow, iaf=False)

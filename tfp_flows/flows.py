@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
+from tensorflow_probability.python.internal import samplers
 
 from tfp_flows import _validation as check
 from tfp_flows import bijectors as fb
@@ -62,9 +63,25 @@ def register_factory(name: str):
     return wrap
 
 
+class _PhiloxNormal(tfd.Normal):
+    """`tfd.Normal` whose noise is drawn with the Philox algorithm named explicitly.
+
+    The same numbers as `tfd.Normal` in eager mode and in `tf.function` (Philox is what TF picks
+    on CPU); under `jit_compile=True` on CPU, XLA's default algorithm for an unnamed one is
+    several times slower (about 20 ms against 3 ms for 512 x 16 draws on 2 cores).
+    """
+
+    def _sample_n(self, n, seed=None):
+        loc, scale = tf.convert_to_tensor(self.loc), tf.convert_to_tensor(self.scale)
+        shape = tf.concat([[n], self._batch_shape_tensor(loc=loc, scale=scale)], axis=0)
+        seed = samplers.sanitize_seed(seed)
+        noise = tf.random.stateless_normal(shape, seed, dtype=self.dtype, alg="philox")
+        return noise * scale + loc
+
+
 def _standard_normal(event_shape: Sequence[int], dtype) -> tfd.Distribution:
     return tfd.Sample(
-        tfd.Normal(tf.constant(0.0, dtype), tf.constant(1.0, dtype)),
+        _PhiloxNormal(tf.constant(0.0, dtype), tf.constant(1.0, dtype)),
         sample_shape=list(event_shape),
     )
 

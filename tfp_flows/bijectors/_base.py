@@ -49,6 +49,16 @@ class FlowBijector(tfb.Bijector):
         self._keras_variables = []  # Keras 3 variables owned directly by this bijector.
         self._keras_layers = list(keras_layers)  # Keras 3 layers (conditioners) it calls.
 
+    # TFP's `Bijector.__hash__` and `__eq__` walk `parameters` recursively (a whole nested flow,
+    # its networks and tensors), and its cache and `tfb.Chain` call them on every lookup. A
+    # bijector holding trainable networks is only ever equal to itself: identity is exact, and
+    # turns each lookup from a walk of the flow into one `id`.
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
     # -- variables -------------------------------------------------------------------------
 
     def _add_variable(self, name: str, initial_value, *, trainable: bool = True, dtype=None):

@@ -180,21 +180,21 @@ class MADE(keras.layers.Layer):
                 conditional = tf.broadcast_to(conditional, tf.concat([lead, [c]], 0))
             conditional = tf.reshape(conditional, [-1, c])
 
-        lead_shape = tf.shape(x)[:-1]
-        h = tf.reshape(x, [-1, d])
+        static_lead = x.shape[:-1].is_fully_defined()
+        lead_shape = x.shape[:-1].as_list() if static_lead else tf.shape(x)[:-1]
+        h = x if x.shape.rank == 2 else tf.reshape(x, [-1, d])
         last = len(self._kernels) - 1
         for i, (kernel, bias, mask) in enumerate(
             zip(self._kernels, self._biases, self._kernel_masks)
         ):
             if conditional is not None:
                 h = tf.concat([h, conditional], axis=-1)
-            h = tf.matmul(h, kernel * mask) + bias
+            h = tf.nn.bias_add(tf.matmul(h, kernel * mask), bias)
             if i < last:
                 h = self.activation(h)
-        out = tf.reshape(h, tf.concat([lead_shape, [d, self.num_params]], 0))
-        if x.shape[:-1].is_fully_defined():
-            out = tf.ensure_shape(out, [*x.shape[:-1], d, self.num_params])
-        return out
+        if static_lead:  # a static reshape: no shape ops in the graph
+            return tf.reshape(h, [*lead_shape, d, self.num_params])
+        return tf.reshape(h, tf.concat([lead_shape, [d, self.num_params]], 0))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.event_size, self.num_params)
