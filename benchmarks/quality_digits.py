@@ -190,11 +190,16 @@ def train_flow(key: str, data: dict, args) -> dict:
     # Builds lazy networks and runs ActNorm's data-dependent init (tfp_flows' and TFP Glow's).
     dist.log_prob(tf.constant(dequantize_np(train, rng)))
     variables = list(dist.trainable_variables)
+    lr = args.lr
+    if args.lr_half_life:
+        lr = tf.keras.optimizers.schedules.ExponentialDecay(args.lr, args.lr_half_life, 0.5)
     optimizer = tf.keras.optimizers.AdamW(
-        args.lr, weight_decay=args.weight_decay, clipnorm=args.clipnorm
+        lr, weight_decay=args.weight_decay, clipnorm=args.clipnorm
     )
     optimizer.build(variables)
-    state = [*variables, *optimizer.variables]
+    # Polyak averaging: validation, early stopping and test use the moving average.
+    averages = [tf.Variable(v, trainable=False) for v in variables]
+    state = [*variables, *optimizer.variables, *averages]
     snapshot = [v.numpy() for v in state]
 
     def step(levels):
@@ -202,10 +207,18 @@ def train_flow(key: str, data: dict, args) -> dict:
         with tf.GradientTape() as tape:
             loss = -tf.reduce_mean(dist.log_prob(x))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        for a, v in zip(averages, variables):
+            a.assign(args.ema * a + (1.0 - args.ema) * v)
         return loss
 
     def evaluate(x):
         return tf.reduce_mean(_bpd(dist.log_prob(x)))
+
+    def swap():  # model weights <-> moving averages (a no-op in effect without --ema)
+        for a, v in zip(averages, variables):
+            current = v.numpy()
+            v.assign(a)
+            a.assign(current)
 
     val_x = tf.constant(val)
     batch0 = tf.constant(train[: args.batch], tf.float32)
@@ -227,24 +240,30 @@ def train_flow(key: str, data: dict, args) -> dict:
     clock = Clock(args.clock, args.threads)
     wall = time.perf_counter()
     stopped = "budget"
-    while clock.elapsed() < args.budget:
+    while True:  # epochs, until the budget is spent (at least one) or patience runs out
         order = rng.permutation(len(train))
         for b in range(steps_per_epoch):
             train_step(tf.constant(train[order[b * args.batch : (b + 1) * args.batch]], tf.float32))
         step_count += steps_per_epoch
+        swap()
         value = float(eval_step(val_x))
+        swap()
         curve.append((step_count, round(value, 4)))
+        if args.verbose:
+            print(f"  step {step_count:5d}  val bits/dim {value:.4f}  {clock.elapsed():.0f} s")
         if not math.isfinite(value):
             stopped = "diverged"
             break
         if value < best:
             best, best_step, bad = value, step_count, 0
-            best_weights = [v.numpy() for v in variables]
+            best_weights = [a.numpy() for a in averages]
         else:
             bad += 1
             if bad >= args.patience:
                 stopped = "early stopping"
                 break
+        if clock.elapsed() >= args.budget:
+            break
     seconds, wall = clock.elapsed(), time.perf_counter() - wall
     for v, value in zip(variables, best_weights):
         v.assign(value)
@@ -352,10 +371,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-2)
     parser.add_argument("--clipnorm", type=float, default=10.0)
+    parser.add_argument("--lr-half-life", type=int, default=0, help="steps; 0: constant lr")
+    parser.add_argument("--ema", type=float, default=0.0, help="Polyak averaging momentum")
     parser.add_argument("--patience", type=int, default=10, help="epochs without improvement")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-jit", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true", help="print every evaluation")
+    parser.add_argument("--smoke", action="store_true", help="tiny models, 2 epochs, no XLA")
     parser.add_argument("--out-dir", default=HERE)
     args = parser.parse_args(argv)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -363,6 +386,12 @@ def main(argv=None) -> dict:
     os.makedirs(args.out_dir, exist_ok=True)
 
     data = {s: datasets.digits(s) for s in ("train", "validation", "test")}
+    if args.smoke:
+        args.budget, args.patience, args.no_jit, args.batch = 0.0, 1, True, 32
+        data = {k: v[:64] for k, v in data.items()}
+        for sizes in (GLOW, REAL_NVP, REAL_NVP_IMAGE, MAF):
+            sizes.update({k: 1 for k in sizes if k != "hidden" and k != "filters"})
+            sizes.update({k: 4 for k in ("hidden", "filters") if k in sizes})
     data["val"] = dequantize_np(data.pop("validation"), np.random.default_rng(99))
     results = {}
     for key in args.models.split(","):
