@@ -379,12 +379,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="print every evaluation")
     parser.add_argument("--smoke", action="store_true", help="tiny models, 2 epochs, no XLA")
+    parser.add_argument(
+        "--sizes", default="{}", help='JSON overrides, e.g. {"GLOW": {"filters": 64}}'
+    )
     parser.add_argument("--out-dir", default=HERE)
     args = parser.parse_args(argv)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     os.makedirs(args.out_dir, exist_ok=True)
 
+    for group, sizes in json.loads(args.sizes).items():
+        globals()[group].update(sizes)
     data = {s: datasets.digits(s) for s in ("train", "validation", "test")}
     if args.smoke:
         args.budget, args.patience, args.no_jit, args.batch = 0.0, 1, True, 32
