@@ -338,7 +338,9 @@ def render_markdown(results: dict, meta: dict) -> str:
         "",
         f"Budget {meta['budget']} s of training per model ({meta['clock']} clock), batch "
         f"{meta['batch']}, AdamW lr {meta['lr']} weight decay {meta['weight_decay']}, patience "
-        f"{meta['patience']} epochs. Machine: {meta['machine']}. Command: `{meta['command']}`.",
+        f"{meta['patience']} epochs, weight averaging (EMA) {meta.get('ema', 0)}, lr half-life "
+        f"{meta.get('lr_half_life', 0) or 'none'}. Sizes: {meta.get('sizes')}. "
+        f"Machine: {meta['machine']}. Command: `{meta['command']}`.",
         "",
         "| model | test bits/dim | best val bits/dim | best step | steps run | time (s) "
         "| stopped by | compiled | parameters |",
@@ -362,6 +364,25 @@ def render_markdown(results: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+def combine(dirs: list[str], out_dir: str) -> dict:
+    """Merges runs made with the same settings, one or more models each, into one table."""
+    results, meta = {}, None
+    for d in dirs:
+        with open(os.path.join(d, "quality_digits.json")) as f:
+            run = json.load(f)
+        results.update(run["results"])
+        meta = meta or dict(run["meta"])
+        if run["meta"]["command"] not in meta["command"]:
+            meta["command"] += "`; `" + run["meta"]["command"]
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "quality_digits.json"), "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=2)
+    with open(os.path.join(out_dir, "quality_digits.md"), "w") as f:
+        f.write(render_markdown(results, meta))
+    print(render_markdown(results, meta))
+    return results
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS), help=f"from {list(MODELS)}")
@@ -383,7 +404,15 @@ def main(argv=None) -> dict:
         "--sizes", default="{}", help='JSON overrides, e.g. {"GLOW": {"filters": 64}}'
     )
     parser.add_argument("--out-dir", default=HERE)
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="DIR",
+        help="only merge the quality_digits.json of runs in DIRs (e.g. one model per process)",
+    )
     args = parser.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out_dir)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -421,6 +450,9 @@ def main(argv=None) -> dict:
         "lr": args.lr,
         "weight_decay": args.weight_decay,
         "patience": args.patience,
+        "ema": args.ema,
+        "lr_half_life": args.lr_half_life,
+        "sizes": {"GLOW": GLOW, "REAL_NVP": REAL_NVP, "REAL_NVP_IMAGE": REAL_NVP_IMAGE, "MAF": MAF},
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.threads} intra-op threads, TF {tf.__version__}, TFP {tfp.__version__}",
         "command": "python benchmarks/quality_digits.py " + " ".join(argv or sys.argv[1:]),
