@@ -60,6 +60,7 @@ GLOW = dict(levels=2, steps_per_level=4, filters=32)
 REAL_NVP = dict(num_layers=8, hidden=128)  # the vector peer of tfp_flows' image Real NVP
 REAL_NVP_IMAGE = dict(num_scales=2, steps_per_scale=2, filters=32, num_blocks=1)
 MAF = dict(num_layers=5, hidden=128)
+SPLINE_BINS = 16  # tfp_flows' per-pixel marginal spline (`pixel_spline_bins`)
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -82,6 +83,15 @@ def tfp_flows_glow():
 
 def tfp_flows_real_nvp():
     return flows.real_nvp(SHAPE, **REAL_NVP_IMAGE, logit_alpha=ALPHA), SHAPE
+
+
+def tfp_flows_glow_spline():
+    return flows.glow(SHAPE, **GLOW, logit_alpha=ALPHA, pixel_spline_bins=SPLINE_BINS), SHAPE
+
+
+def tfp_flows_real_nvp_spline():
+    dist = flows.real_nvp(SHAPE, **REAL_NVP_IMAGE, logit_alpha=ALPHA, pixel_spline_bins=SPLINE_BINS)
+    return dist, SHAPE
 
 
 def tfp_flows_maf():
@@ -148,6 +158,11 @@ def tfp_maf():
 MODELS = {
     "tfp_flows_glow": ("tfp_flows Glow", tfp_flows_glow),
     "tfp_flows_real_nvp": ("tfp_flows Real NVP (multi-scale, images)", tfp_flows_real_nvp),
+    "tfp_flows_glow_spline": ("tfp_flows Glow + pixelwise spline", tfp_flows_glow_spline),
+    "tfp_flows_real_nvp_spline": (
+        "tfp_flows Real NVP + pixelwise spline",
+        tfp_flows_real_nvp_spline,
+    ),
     "tfp_flows_maf": ("tfp_flows MAF", tfp_flows_maf),
     "gaussian": ("full-covariance Gaussian (closed form)", None),
     "tfp_glow": ("TFP tfb.Glow", tfp_glow),
