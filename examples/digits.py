@@ -173,7 +173,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-kwargs", default="{}", help="overrides of the flows' kwargs")
     parser.add_argument("--lr-half-life", type=int, default=0, help="steps; 0: constant lr")
-    parser.add_argument("--ema", type=float, default=0.999, help="Polyak averaging; 0: off")
+    parser.add_argument("--ema", type=float, default=0.0, help="Polyak averaging momentum; 0: off")
     parser.add_argument("--jit", action="store_true", help="XLA-compile the step (slow compile)")
     parser.add_argument("--smoke", action="store_true", help="tiny flows, 2 epochs, no XLA")
     parser.add_argument("--out", default="out/digits")
