@@ -4,14 +4,18 @@ The protocol (that of `benchmarks/quality_digits.py`): the 1797 bundled images, 
 (17 bins), split in their stored order into train 0:1000, validation 1000:1350 and test 1350:.
 Training batches are dequantised afresh, `x = (k + u) / 17` with `u ~ U[0, 1)`, and the flows
 start with Real NVP's logit pre-transform (`alpha = 0.05`, its log-det counted), so
-`bits/dim = (-log q(x) + 64 log 17) / (64 log 2)` bounds the discrete likelihood. Training is
+`bits/dim = (-log q(x) + 64 log 17) / (64 log 2)` bounds the discrete likelihood. After the
+logit, each flow has a learned monotone spline per pixel (`pixel_spline_bins`, see
+`tfp_flows.images.PixelwiseSpline`) for the bimodal (background or ink) pixel marginals. Training is
 Keras `fit` on a `tfp_flows.keras.DensityModel`, with AdamW (decoupled weight decay) and
 early stopping on validation bits/dim (one fixed dequantisation of the validation images),
 restoring the best weights. Test bits/dim is averaged over 10 dequantisation draws.
 
 Writes into `--out`: `samples.png` (samples at temperature `--temperature`, i.e. latents drawn
-from N(0, T^2 I)), `reconstructions.png` (test images, their round trip x -> z -> x through each
-flow, and the largest round-trip error) and `metrics.json`.
+from N(0, T^2 I)), `reconstructions_{glow,real_nvp}.png` (test images, their latents and the
+round trip x -> z -> x, with the largest round-trip error) and `metrics.json`. Each model trains
+for at most `--max-seconds` (240, counted from the first step; early stopping usually ends it
+sooner) in plain `tf.function` (`--jit` for XLA, whose compile takes minutes here).
 
     python examples/digits.py [--models glow,real_nvp] [--out DIR] [--smoke]
 """
@@ -137,6 +141,7 @@ def train(name: str, flow_kwargs: dict, data: dict, args) -> tuple[DensityModel,
         dequantised_batches(data["train"], args.batch, args.seed),
         validation_data=tf.data.Dataset.from_tensors(data["val"]),  # one batch: one shape
         epochs=args.epochs,
+        shuffle=False,  # the dataset shuffles itself
         # With EMA, validation and the weights early stopping keeps are the moving averages:
         # SwapEMAWeights must come before EarlyStopping.
         callbacks=[
