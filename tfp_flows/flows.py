@@ -175,6 +175,7 @@ def real_nvp(
     scale: str = "exp",
     log_scale_clamp: float | None = 3.0,
     logit_alpha: float | None = None,
+    pixel_spline_bins: int | None = None,
     conditional_size: int | None = None,
     dtype=tf.float32,
     name: str = "real_nvp",
@@ -189,7 +190,9 @@ def real_nvp(
     `steps_per_scale` checkerboard couplings, squeeze, `steps_per_scale` channel couplings, factor
     out half the channels; the last scale has `steps_per_scale + 1` checkerboard couplings. Each
     coupling's conditioner is a `ConvConditioner(filters, num_blocks)`. `logit_alpha` adds the
-    paper's logit pre-transform for data in `[0, 1]` (see `tfp_flows.images`).
+    paper's logit pre-transform for data in `[0, 1]` (see `tfp_flows.images`);
+    `pixel_spline_bins` adds, after it, a learned monotone spline per dimension
+    (`tfp_flows.images.PixelwiseSpline`), for non-Gaussian marginals.
     """
     shape = _event_shape(event_shape, "event_shape")
     hidden_units = check.positive_ints(hidden_units, "hidden_units")
@@ -233,7 +236,7 @@ def real_nvp(
         ]
     else:
         raise ValueError(f"`event_shape` must be [D] or [H, W, C]; got {shape}.")
-    return _assemble(shape, layers, logit_alpha, dtype, name)
+    return _assemble(shape, layers, logit_alpha, dtype, name, pixel_spline_bins)
 
 
 def _coupling(shape, mask, reverse, filters, num_blocks, scale, clamp, cond, dtype, name):
@@ -304,6 +307,7 @@ def glow(
     lu: bool = True,
     log_scale_clamp: float | None = 3.0,
     logit_alpha: float | None = None,
+    pixel_spline_bins: int | None = None,
     conditional_size: int | None = None,
     seed: int = 0,
     dtype=tf.float32,
@@ -316,6 +320,7 @@ def glow(
     level). `coupling="affine"` uses Glow's sigmoid scale; `"additive"` the volume-preserving
     NICE coupling; `"exp"` a soft-clamped exponential scale. `filters` sets the conditioner
     width. The exit of the flow is the identity at initialisation: no latent rescaling.
+    `logit_alpha` and `pixel_spline_bins` add data-end transforms, as in `real_nvp`.
     """
     shape = _event_shape(image_shape, "image_shape", rank=3)
     log_scale_clamp = check.clamp_bound(log_scale_clamp)
@@ -364,7 +369,7 @@ def glow(
         layers.append(fb.Squeeze(name=f"l{k}_unsqueeze"))
         return tfb.Chain(layers, name=f"level_{k}")
 
-    return _assemble(shape, [level(0, shape)], logit_alpha, dtype, name)
+    return _assemble(shape, [level(0, shape)], logit_alpha, dtype, name, pixel_spline_bins)
 
 
 # -- autoregressive flows --------------------------------------------------------------------
@@ -456,10 +461,13 @@ def iaf(
     return _assemble((d,), layers, None, dtype, name)
 
 
-def _assemble(shape, layers, logit_alpha, dtype, name) -> tfd.TransformedDistribution:
-    if logit_alpha is not None:
-        from tfp_flows.images import LogitTransform
+def _assemble(shape, layers, logit_alpha, dtype, name, spline_bins=None):
+    from tfp_flows.images import LogitTransform, PixelwiseSpline
 
+    if spline_bins is not None:
+        bins = _positive_int(spline_bins, "pixel_spline_bins")
+        layers = [PixelwiseSpline(shape, num_bins=bins, dtype=dtype), *layers]
+    if logit_alpha is not None:
         layers = [LogitTransform(logit_alpha, dtype=dtype, name="logit"), *layers]
     return tfd.TransformedDistribution(
         _standard_normal(shape, dtype), tfb.Chain(layers, name=f"{name}_chain"), name=name

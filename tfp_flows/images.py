@@ -8,7 +8,8 @@ discrete likelihood, and
 
 which is what papers report. With the logit pre-transform (`LogitTransform` at the data end of
 the chain, as `real_nvp(..., logit_alpha=0.05)` builds it), its log-det is part of `log q(x)`, so
-the figure stays comparable.
+the figure stays comparable. `PixelwiseSpline` adds a learned monotone spline per pixel after
+the logit (`pixel_spline_bins=` in `flows.glow` / `flows.real_nvp`), for non-Gaussian marginals.
 
 Example:
 
@@ -27,9 +28,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows.bijectors import FlowBijector
+
 tfb = tfp.bijectors
 
-__all__ = ["LogitTransform", "bits_per_dim", "dequantize"]
+__all__ = ["LogitTransform", "PixelwiseSpline", "bits_per_dim", "dequantize"]
 
 
 class LogitTransform(tfb.Chain):
@@ -73,6 +76,102 @@ class LogitTransform(tfb.Chain):
             validate_args=validate_args,
             name=name,
         )
+
+
+class PixelwiseSpline(FlowBijector):
+    r"""A learned monotone rational-quadratic spline per pixel: a flexible marginal transform.
+
+    Elementwise, with its own spline `g_d` for every dimension `d` of the event (no parameter
+    sharing, no conditioning):
+
+        y_d = g_d(x_d),   x_d = g_d^{-1}(y_d),   log|det J_forward| = sum_d log g_d'(x_d)
+
+    Each `g_d` is TFP's `RationalQuadraticSpline` on `[-bound, bound]` (the identity outside)
+    with `num_bins` bins whose widths, heights and knot slopes are trainable. At
+    initialisation every spline is the identity. Placed at the data end of an image flow, after
+    the logit pre-transform, it lets each pixel have a non-Gaussian (e.g. bimodal: background or
+    ink) marginal that affine couplings cannot produce, while the couplings model the
+    dependence. With `alpha = 0.05` the logit of data in `[0, 1]` lies in `[-2.95, 2.95]`, inside
+    the default `bound = 3`.
+
+    Args:
+      event_shape: the event shape, e.g. `[H, W, C]`.
+      num_bins: spline bins per dimension.
+      bound: the spline acts on `[-bound, bound]`.
+      dtype: float dtype of the parameters.
+      name: name of the bijector.
+
+    References:
+      Durkan et al. (2019), Neural Spline Flows, https://arxiv.org/abs/1906.04032
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from tfp_flows.images import PixelwiseSpline
+    >>> bij = PixelwiseSpline([2, 2, 1], num_bins=4)
+    >>> x = tf.fill([3, 2, 2, 1], 0.5)
+    >>> round(float(tf.reduce_max(tf.abs(bij.forward(x) - x))), 6)  # the identity at init
+    0.0
+    """
+
+    _MIN_BIN = 1e-3  # smallest bin width and height, as a fraction of the range
+    _MIN_SLOPE = 1e-3
+
+    def __init__(
+        self,
+        event_shape,
+        *,
+        num_bins: int = 16,
+        bound: float = 3.0,
+        dtype=tf.float32,
+        name: str = "pixelwise_spline",
+    ):
+        parameters = dict(locals())
+        self.event_shape_ = tuple(int(d) for d in event_shape)
+        if int(num_bins) < 2 or float(bound) <= 0:
+            raise ValueError(f"need `num_bins` >= 2 and `bound` > 0; got {num_bins}, {bound}.")
+        self.num_bins, self.bound = int(num_bins), float(bound)
+        super().__init__(
+            forward_min_event_ndims=len(self.event_shape_),
+            dtype=dtype,
+            parameters=parameters,
+            name=name,
+        )
+        shape = [*self.event_shape_, self.num_bins]
+        self._widths = self._add_variable("bin_widths", tf.zeros(shape, dtype))
+        self._heights = self._add_variable("bin_heights", tf.zeros(shape, dtype))
+        slopes_shape = [*self.event_shape_, self.num_bins - 1]  # interior knots
+        self._slopes = self._add_variable("knot_slopes", tf.zeros(slopes_shape, dtype))
+
+    def _spline(self) -> tfb.RationalQuadraticSpline:
+        span, k = 2.0 * self.bound, self.num_bins
+
+        def bins(logits):  # softmax, floored: zeros give equal bins
+            return span * (self._MIN_BIN + (1.0 - k * self._MIN_BIN) * tf.nn.softmax(logits))
+
+        # softplus(s + log(e - 1)) = 1 at s = 0: every spline starts as the identity.
+        slope = tf.nn.softplus(self._slopes + math.log(math.e - 1.0))
+        return tfb.RationalQuadraticSpline(
+            bins(self._widths),
+            bins(self._heights),
+            self._MIN_SLOPE + (1.0 - self._MIN_SLOPE) * slope,
+            range_min=-self.bound,
+        )
+
+    def _log_det(self, spline, x):
+        return tf.reduce_sum(
+            spline.forward_log_det_jacobian(x, event_ndims=0),
+            axis=list(range(-len(self.event_shape_), 0)),
+        )
+
+    def _forward_and_log_det(self, x):
+        spline = self._spline()
+        return spline.forward(x), self._log_det(spline, x)
+
+    def _inverse_and_log_det(self, y):
+        spline = self._spline()
+        x = spline.inverse(y)
+        return x, -self._log_det(spline, x)
 
 
 def dequantize(pixels, num_bins: int, *, seed=None, dtype=tf.float32) -> tf.Tensor:
