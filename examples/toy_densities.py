@@ -3,11 +3,11 @@
 For each set of `tfp_flows.datasets.TOY_DENSITIES` (scaled moons, 8 gaussians, checkerboard,
 rings, pinwheel) and each flow, a `tfp_flows.keras.DensityModel` is trained with Keras `fit` for a
 fixed time budget per model (`--seconds` of this process's CPU time, or of wall-clock time with
-`--clock wall`; XLA compilation not counted), with a cosine learning-rate decay over that budget. It then reports the held-out NLL next to the entropy of
-the data density (its exact log-density is known, so the entropy is a Monte Carlo average with a
-standard error), and the gap `NLL - H`, estimated on the same held-out points as
-`mean(log p(x) - log q(x))` (the KL divergence from the data to the model; paired, so its
-standard error is small). Writes `toy_densities.png` (rows: sets; columns: data and each model's
+`--clock wall`; XLA compilation not counted), with a cosine learning-rate decay over that
+budget. It then reports the held-out NLL next to the entropy of the data density (its exact
+log-density is known, so the entropy is a Monte Carlo average with a standard error), and the gap
+`NLL - H`, estimated on the same held-out points as `mean(log p(x) - log q(x))` (the KL divergence
+from the data to the model; paired, so its standard error is small). Writes `toy_densities.png` (rows: sets; columns: data and each model's
 density) and `metrics.json` into `--out`.
 
 The flows:
@@ -239,9 +239,7 @@ def _rounded(tree):
 
 
 def summary_table(results, sets, models) -> str:
-    header = "| set | entropy H (nats) | " + " | ".join(
-        f"{m} NLL | {m} NLL - H" for m in models
-    )
+    header = "| set | entropy H (nats) | " + " | ".join(f"{m} NLL | {m} NLL - H" for m in models)
     lines = [header + " |", "|---" * (2 + 2 * len(models)) + "|"]
     for s in sets:
         r = results[s]
