@@ -5,10 +5,11 @@ rings, pinwheel) and each flow, a `tfp_flows.keras.DensityModel` is trained with
 fixed time budget per model (`--seconds` of this process's CPU time, or of wall-clock time with
 `--clock wall`; XLA compilation not counted), with a cosine learning-rate decay over that
 budget. It then reports the held-out NLL next to the entropy of the data density (its exact
-log-density is known, so the entropy is a Monte Carlo average with a standard error), and the gap
-`NLL - H`, estimated on the same held-out points as `mean(log p(x) - log q(x))` (the KL divergence
-from the data to the model; paired, so its standard error is small). Writes `toy_densities.png` (rows: sets; columns: data and each model's
-density) and `metrics.json` into `--out`.
+log-density is known, so the entropy is a Monte Carlo average with a standard error), and the
+gap `NLL - H`, estimated on the same held-out points as `mean(log p(x) - log q(x))` (the KL
+divergence from the data to the model; paired, so its standard error is small). Writes
+`toy_densities.png` (rows: sets; columns: data and each model's density) and `metrics.json`
+into `--out`.
 
 The flows:
   * `maf`: `flows.maf`, MADE layers with reversals between them.
@@ -17,7 +18,7 @@ The flows:
     `flows.glow` is for images only; `Invertible1x1Conv(2, event_ndims=1)` is the learned
     invertible 2 x 2 linear map (LU-parameterised), and the coupling uses Glow's sigmoid scale.
 
-    python examples/toy_densities.py                  # about 12 s of training per model (~5 min)
+    python examples/toy_densities.py                  # 8 s of training per model
     python examples/toy_densities.py --seconds 300    # the 5-minute budget per model
     python examples/toy_densities.py --smoke          # tiny, one set, a few seconds
     python examples/toy_densities.py --sets moons,rings --models maf --seconds 60
@@ -182,7 +183,7 @@ def density_grid(model, size: int) -> np.ndarray:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=12.0, help="training budget per model")
+    parser.add_argument("--seconds", type=float, default=8.0, help="training budget per model")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="budget clock")
     parser.add_argument("--sets", help="comma-separated; default all (moons with --smoke)")
     parser.add_argument("--models", default="maf,real_nvp,glow")
