@@ -108,7 +108,7 @@ class TimeBudget(keras.callbacks.Callback):
         super().__init__()
         self.seconds, self.learning_rate, self.clock = seconds, learning_rate, CLOCKS[clock]
         self.start = self.wall_start = self.first_step_s = None
-        self.steps = 0
+        self.steps, self.elapsed, self.wall_elapsed = 0, 0.0, 0.0
 
     def on_train_begin(self, logs=None):
         self._begin = time.perf_counter()
@@ -126,7 +126,10 @@ class TimeBudget(keras.callbacks.Callback):
         )
         if frac >= 1.0:
             self.model.stop_training = True
-            self.elapsed = now - self.start
+
+    def on_train_end(self, logs=None):
+        if self.start is not None:
+            self.elapsed = self.clock() - self.start
             self.wall_elapsed = time.perf_counter() - self.wall_start
 
 
