@@ -203,6 +203,8 @@ def render_markdown(report: dict) -> str:
     lines = [
         "# Toy-density quality under the same time budget",
         "",
+        f"Command: `{report.get('command', 'python benchmarks/quality_toy.py')}`",
+        "",
         f"Budget: {s['seconds']:g} s of {s['clock']} time per model per set (compilation not "
         f"counted); {s['layers']} layers, hidden {s['hidden']}x2, batch {s['batch']}, Adam "
         f"{s['lr']:g} with cosine decay over the budget, {s['train_size']} training and "
@@ -263,7 +265,9 @@ def main(argv=None) -> dict:
     from tfp_flows import datasets
 
     sets, models = args.sets.split(","), args.models.split(",")
+    argv = sys.argv[1:] if argv is None else argv
     report = {
+        "command": " ".join(["python benchmarks/quality_toy.py", *argv]),
         "settings": {**vars(args), "models": models, "sets": sets},
         "machine": {
             "platform": platform.platform(),
