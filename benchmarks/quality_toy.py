@@ -1,0 +1,314 @@
+"""Quality under the same time budget: tfp_flows vs TFP's built-in flows on the FFJORD toy sets.
+
+    python benchmarks/quality_toy.py                   # 60 s per model per set (~25 min)
+    python benchmarks/quality_toy.py --seconds 300     # the issue's 5-minute budget
+    python benchmarks/quality_toy.py --seconds 20 --sets moons,rings --out-dir out/quality
+
+Four flows with the same architecture (`--layers` transforms of 2-D vectors, each with a
+2-hidden-layer ReLU network of width `--hidden`, the order of the two coordinates reversed
+between transforms, log-scale soft-clamped as `3 tanh(h / 3)`, standard normal base):
+
+* `tfp_flows_maf`: `tfp_flows.flows.maf` (MADE conditioners).
+* `tfp_maf`: `tfb.MaskedAutoregressiveFlow` on `tfb.AutoregressiveNetwork` (a tf-keras layer),
+  with the same soft clamp applied to its log-scale output.
+* `tfp_flows_real_nvp`: `tfp_flows.flows.real_nvp` (half-mask affine couplings, ActNorm between
+  them, initialised from the first 4096 training points).
+* `tfp_real_nvp`: `tfb.RealNVP(num_masked=1)` with a TF2 conditioner (a `tf.Module` MLP of the same
+  shape, last layer zero-initialised, the same soft clamp) and `tfb.Permute` between layers.
+
+All four train with the same loop: a `tf.GradientTape` step in `tf.function(jit_compile=True)`
+that draws a minibatch from the training set in-graph, Keras Adam with a cosine learning-rate
+decay over the budget, 2 intra-op and 1 inter-op threads, float32, the same data and seeds. The
+budget (`--seconds`) is this process's CPU time by default (`--clock cpu`: on a shared machine,
+the time each flow actually got; on an idle one it ends no later than the same wall-clock budget)
+or wall-clock time (`--clock wall`); compiling the first step is not counted. The models of a
+set run one after another in an order rotated from set to set, so slow drift of the machine's
+load does not always hit the same model. Reported per set and model: held-out NLL on 50k fresh
+points and the gap `NLL - H` to the data's entropy, estimated on the same points as
+`mean(log p(x) - log q(x))` with its standard error (the data's exact log-density is known).
+Writes `quality_toy.md` and `quality_toy.json` next to this file, or into `--out-dir`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MODELS = ("tfp_flows_maf", "tfp_maf", "tfp_flows_real_nvp", "tfp_real_nvp")
+CLAMP = 3.0
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _soft_clamp(tf, h):
+    return CLAMP * tf.tanh(h / CLAMP)
+
+
+def _tfp_maf(tf, hidden: int, layers: int):
+    import tensorflow_probability as tfp
+
+    tfb, tfd = tfp.bijectors, tfp.distributions
+    bijectors, nets = [], []
+    for i in range(layers):
+        net = tfb.AutoregressiveNetwork(
+            params=2, hidden_units=[hidden, hidden], activation="relu", event_shape=[2]
+        )
+
+        def shift_and_log_scale(x, net=net):
+            shift, log_scale = tf.unstack(net(x), axis=-1)
+            return shift, _soft_clamp(tf, log_scale)
+
+        bijectors.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale))
+        nets.append(net)  # the wrapper function hides the network from module tracking
+        if i < layers - 1:
+            bijectors.append(tfb.Permute([1, 0]))
+    base = tfd.Sample(tfd.Normal(tf.constant(0.0), tf.constant(1.0)), sample_shape=[2])
+    dist = tfd.TransformedDistribution(base, tfb.Chain(bijectors))
+    dist.log_prob(tf.zeros([1, 2]))  # builds the lazily built AutoregressiveNetworks
+    variables = [v for net in nets for v in net.trainable_variables]
+    return dist, variables
+
+
+def _tf2_conditioner(tf, hidden: int, seed: int):
+    """A `tf.Module` MLP `x -> (shift, log_scale)` for `tfb.RealNVP`: Glorot-uniform hidden
+    layers, zero-initialised output (identity flow at the start), soft-clamped log-scale."""
+
+    class Conditioner(tf.Module):
+        def __init__(self):
+            super().__init__()
+            rng = np.random.default_rng(seed)
+
+            def glorot(n_in, n_out):
+                limit = np.sqrt(6.0 / (n_in + n_out))
+                return tf.Variable(rng.uniform(-limit, limit, (n_in, n_out)).astype(np.float32))
+
+            self.w = [glorot(1, hidden), glorot(hidden, hidden), tf.Variable(tf.zeros([hidden, 2]))]
+            self.b = [tf.Variable(tf.zeros([n])) for n in (hidden, hidden, 2)]
+
+        def __call__(self, x, output_units, **kwargs):
+            h = x
+            for i, (w, b) in enumerate(zip(self.w, self.b)):
+                h = tf.matmul(h, w) + b
+                if i < 2:
+                    h = tf.nn.relu(h)
+            shift, log_scale = tf.split(h, 2, axis=-1)
+            return shift, _soft_clamp(tf, log_scale)
+
+    return Conditioner()
+
+
+def _tfp_real_nvp(tf, hidden: int, layers: int):
+    import tensorflow_probability as tfp
+
+    tfb, tfd = tfp.bijectors, tfp.distributions
+    bijectors, variables = [], []
+    for i in range(layers):
+        conditioner = _tf2_conditioner(tf, hidden, seed=i)
+        variables += list(conditioner.trainable_variables)
+        bijectors.append(tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=conditioner))
+        if i < layers - 1:
+            bijectors.append(tfb.Permute([1, 0]))
+    base = tfd.Sample(tfd.Normal(tf.constant(0.0), tf.constant(1.0)), sample_shape=[2])
+    return tfd.TransformedDistribution(base, tfb.Chain(bijectors)), variables
+
+
+def build(model: str, hidden: int, layers: int, train: np.ndarray):
+    """The flow and the list of its trainable variables."""
+    import tensorflow as tf
+
+    from tfp_flows import flows
+    from tfp_flows.bijectors import initialize_actnorm
+
+    tf.random.set_seed(0)
+    if model == "tfp_flows_maf":
+        dist = flows.maf(2, num_layers=layers, hidden_units=(hidden, hidden), log_scale_clamp=CLAMP)
+    elif model == "tfp_flows_real_nvp":
+        dist = flows.real_nvp(
+            [2], num_layers=layers, hidden_units=(hidden, hidden), log_scale_clamp=CLAMP
+        )
+        initialize_actnorm(dist, train[:4096])
+    elif model == "tfp_maf":
+        return _tfp_maf(tf, hidden, layers)
+    elif model == "tfp_real_nvp":
+        return _tfp_real_nvp(tf, hidden, layers)
+    else:
+        raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
+    return dist, list(dist.trainable_variables)
+
+
+def train_and_evaluate(model, train, test, log_p_test, args) -> dict:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    dist, variables = build(model, args.hidden, args.layers, train)
+    optimizer = keras.optimizers.Adam(args.lr)
+    optimizer.build(variables)
+    data = tf.constant(train)
+    batch = args.batch
+
+    @tf.function(jit_compile=True)
+    def step(learning_rate):
+        optimizer.learning_rate.assign(learning_rate)
+        idx = tf.random.uniform([batch], 0, data.shape[0], dtype=tf.int32)
+        x = tf.gather(data, idx)
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(dist.log_prob(x))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    clock = CLOCKS[args.clock]
+    wall0 = time.perf_counter()
+    loss = float(step(tf.constant(args.lr)))  # compiles
+    first_step = time.perf_counter() - wall0
+    start, wall_start, steps, frac = clock(), time.perf_counter(), 0, 0.0
+    while frac < 1.0 and np.isfinite(loss):
+        lr = args.lr * 0.5 * (1.0 + np.cos(np.pi * frac))
+        loss = float(step(tf.constant(lr, tf.float32)))
+        steps += 1
+        frac = (clock() - start) / args.seconds
+    elapsed, wall = clock() - start, time.perf_counter() - wall_start
+
+    log_prob = tf.function(dist.log_prob, jit_compile=True)
+    log_q = np.concatenate([log_prob(tf.constant(c)).numpy() for c in np.array_split(test, 10)])
+    diff = log_p_test - log_q.astype(np.float64)
+    n = len(test)
+    return {
+        "steps": steps,
+        f"train_{args.clock}_s": round(elapsed, 1),
+        "train_wall_s": round(wall, 1),
+        "first_step_s": round(first_step, 1),
+        "final_train_loss": loss,
+        "test_nll": float(-log_q.mean()),
+        "test_nll_se": float(log_q.std(ddof=1) / np.sqrt(n)),
+        "gap": float(diff.mean()),
+        "gap_se": float(diff.std(ddof=1) / np.sqrt(n)),
+        "num_params": int(sum(int(np.prod(v.shape)) for v in variables)),
+    }
+
+
+def render_markdown(report: dict) -> str:
+    s = report["settings"]
+    models = s["models"]
+    lines = [
+        "# Toy-density quality under the same time budget",
+        "",
+        f"Command: `{report.get('command', 'python benchmarks/quality_toy.py')}`",
+        "",
+        f"Budget: {s['seconds']:g} s of {s['clock']} time per model per set (compilation not "
+        f"counted); {s['layers']} layers, hidden {s['hidden']}x2, batch {s['batch']}, Adam "
+        f"{s['lr']:g} with cosine decay over the budget, {s['train_size']} training and "
+        f"{s['test_size']} held-out points per set, 2 intra-op / 1 inter-op threads.",
+        f"Machine: {report['machine']['cpu_count']} CPUs ({report['machine']['platform']}); "
+        f"load average (1 min) {report['machine']['load_start']:.1f} at the start, "
+        f"{report['machine']['load_end']:.1f} at the end (other jobs were sharing the cores).",
+        "",
+        "Entries: NLL - H (nats; held-out, paired estimate with its standard error) / steps "
+        "done in the budget. H: entropy of the data density (Monte Carlo, 200k points).",
+        "",
+        "| set | H (nats) | " + " | ".join(models) + " |",
+        "|---" * (2 + len(models)) + "|",
+    ]
+    for name, row in report["results"].items():
+        cells = [f"{row['entropy']:.3f} ± {row['entropy_se']:.3f}"]
+        for m in models:
+            r = row[m]
+            best = min(row[k]["gap"] for k in models) == r["gap"]
+            gap = f"{r['gap']:.3f} ± {r['gap_se']:.3f}"
+            cells.append(f"{'**' + gap + '**' if best else gap} / {r['steps']}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Held-out NLL (nats):",
+        "",
+        "| set | " + " | ".join(models) + " |",
+        "|---" * (1 + len(models)) + "|",
+    ]
+    for name, row in report["results"].items():
+        cells = [f"{row[m]['test_nll']:.3f}" for m in models]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="budget per model per set")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    parser.add_argument("--sets", default="moons,8gaussians,checkerboard,rings,pinwheel")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--train-size", type=int, default=200_000)
+    parser.add_argument("--test-size", type=int, default=50_000)
+    parser.add_argument("--out-dir", default=os.path.dirname(os.path.abspath(__file__)))
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+    import tensorflow_probability as tfp
+
+    from tfp_flows import datasets
+
+    sets, models = args.sets.split(","), args.models.split(",")
+    argv = sys.argv[1:] if argv is None else argv
+    report = {
+        "command": " ".join(["python benchmarks/quality_toy.py", *argv]),
+        "settings": {**vars(args), "models": models, "sets": sets},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "load_start": os.getloadavg()[0],
+        },
+        "versions": {
+            "tensorflow": tf.__version__,
+            "tensorflow_probability": tfp.__version__,
+            "keras": keras.__version__,
+        },
+        "results": {},
+    }
+    del report["settings"]["out_dir"]
+    for i, name in enumerate(sets):
+        toy = datasets.TOY_DENSITIES[name]
+        train = toy.sample(args.train_size, seed=1)
+        test = toy.sample(args.test_size, seed=2)
+        h, h_se = datasets.entropy(toy.sample, toy.log_prob, n=200_000, seed=3)
+        row = {"entropy": h, "entropy_se": h_se}
+        log_p_test = toy.log_prob(test)
+        for model in models[i % len(models) :] + models[: i % len(models)]:
+            print(f"== {name} / {model}: {args.seconds:g} s of {args.clock} time", flush=True)
+            row[model] = train_and_evaluate(model, train, test, log_p_test, args)
+            r = row[model]
+            print(
+                f"   NLL {r['test_nll']:.4f}  H {h:.4f}  gap {r['gap']:.4f} ± {r['gap_se']:.4f}"
+                f"  ({r['steps']} steps, first step {r['first_step_s']} s)",
+                flush=True,
+            )
+        report["results"][name] = row
+    report["machine"]["load_end"] = os.getloadavg()[0]
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "quality_toy.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    markdown = render_markdown(report)
+    with open(os.path.join(args.out_dir, "quality_toy.md"), "w") as f:
+        f.write(markdown)
+    print(markdown)
+    return report
+
+
+if __name__ == "__main__":
+    main()
