@@ -93,3 +93,22 @@ def test_non_finite_input_with_validate_args():
     with pytest.raises(tf.errors.InvalidArgumentError, match="non-finite"):
         bij.inverse(tf.constant([[1.0, np.nan], [0.0, 1.0]]))
     assert not bool(bij.is_initialized)
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "jit"])
+def test_non_finite_batch_does_not_initialise_or_corrupt(mode):
+    bij = ActNorm(2, event_ndims=1)
+    bad = tf.constant([[1.0, np.nan], [0.0, 1.0], [2.0, np.inf]])
+    good = tf.random.stateless_normal([64, 2], seed=[3, 4]) * 2.0 + 1.0
+    call = {
+        "eager": bij.inverse,
+        "function": tf.function(bij.inverse),
+        "jit": tf.function(bij.inverse, jit_compile=True),
+    }[mode]
+    call(bad)
+    assert not bool(bij.is_initialized)
+    np.testing.assert_array_equal(bij.shift.numpy(), 0.0)
+    np.testing.assert_array_equal(bij.log_scale.numpy(), 0.0)
+    z = call(good)  # the next finite batch initialises it
+    assert bool(bij.is_initialized)
+    np.testing.assert_allclose(tf.reduce_mean(z, 0), 0.0, atol=1e-4)

@@ -158,11 +158,20 @@ class ActNorm(FlowBijector):
 
     def _assign_moments(self, mean: tf.Tensor, var: tf.Tensor) -> tf.Tensor:
         safe_var = tf.where(var > self._epsilon, var, tf.ones_like(var))
-        updates = [self.shift.assign(mean), self.log_scale.assign(0.5 * tf.math.log(safe_var))]
+        # A batch with NaN or inf gives non-finite statistics: keep the old values and stay
+        # uninitialised, so the next finite batch initialises the layer (no corrupted weights,
+        # and no run-time assertion, which XLA would strip).
+        finite = tf.logical_and(
+            tf.reduce_all(tf.math.is_finite(mean)), tf.reduce_all(tf.math.is_finite(safe_var))
+        )
+        updates = [
+            self.shift.assign(tf.where(finite, mean, self.shift)),
+            self.log_scale.assign(tf.where(finite, 0.5 * tf.math.log(safe_var), self.log_scale)),
+        ]
         # The flag must not flip unless the statistics were computed (graphs may otherwise run
         # this data-independent assignment even when fetching the data fails).
         with tf.control_dependencies(updates):
-            self.initialized.assign(True)
+            self.initialized.assign(finite)
         return tf.constant(True)
 
     def _forward_and_log_det(self, x):
