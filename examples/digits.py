@@ -188,8 +188,6 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="out/digits")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
 
     data = {
         "train": datasets.digits("train"),

@@ -1,6 +1,8 @@
 """Mixed precision: under Keras' `mixed_bfloat16` policy the conditioners compute in bfloat16,
 while variables, log-determinants and log-probabilities stay float32."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -47,6 +49,7 @@ BUILDERS = {
 @pytest.mark.filterwarnings("ignore::UserWarning")  # the IAF's D-pass inverse warns
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_log_prob_matches_float32_flow(name, mixed_bfloat16):
+    keras.utils.set_random_seed(int(os.environ.get("TFP_FLOWS_TEST_SEED", "0")))
     build, shape = BUILDERS[name]
     x = tf.random.stateless_normal(shape, seed=[1, 2]) * 0.7
     with _float32():
