@@ -4,19 +4,26 @@
     python benchmarks/quality_toy.py --seconds 300     # the issue's 5-minute budget
     python benchmarks/quality_toy.py --seconds 20 --sets moons,rings --out-dir out/quality
 
-Four flows with the same architecture (`--layers` transforms of 2-D vectors, each with a
-2-hidden-layer ReLU network of width `--hidden`, the order of the two coordinates reversed
-between transforms, log-scale soft-clamped as `3 tanh(h / 3)`, standard normal base):
+Six flows of 2-D vectors, in pairs with the same architecture. Each transform has a
+2-hidden-layer ReLU network of width `--hidden`, the order of the two coordinates is reversed
+between transforms, and the base is a standard normal:
 
-* `tfp_flows_maf`: `tfp_flows.flows.maf` (MADE conditioners).
-* `tfp_maf`: `tfb.MaskedAutoregressiveFlow` on `tfb.AutoregressiveNetwork` (a tf-keras layer),
-  with the same soft clamp applied to its log-scale output.
+* `tfp_flows_maf_spline`: `tfp_flows.flows.maf(..., transformer="spline")`, `--spline-layers`
+  MADE layers, each a monotone rational-quadratic spline with `--bins` bins on
+  `[-bound, bound]` (identity outside): a neural spline flow.
+* `tfp_maf_spline`: TFP's own spline MAF with the same parametrisation:
+  `tfb.MaskedAutoregressiveFlow(bijector_fn=...)` returning `tfb.RationalQuadraticSpline`, on
+  `tfb.AutoregressiveNetwork` (a tf-keras layer).
+* `tfp_flows_maf`: `tfp_flows.flows.maf` (affine, MADE conditioners), `--layers` layers; the
+  affine flows' log-scale is soft-clamped as `3 tanh(h / 3)`.
+* `tfp_maf`: `tfb.MaskedAutoregressiveFlow` on `tfb.AutoregressiveNetwork`, with the same soft
+  clamp applied to its log-scale output.
 * `tfp_flows_real_nvp`: `tfp_flows.flows.real_nvp` (half-mask affine couplings, ActNorm between
   them, initialised from the first 4096 training points).
 * `tfp_real_nvp`: `tfb.RealNVP(num_masked=1)` with a TF2 conditioner (a `tf.Module` MLP of the same
   shape, last layer zero-initialised, the same soft clamp) and `tfb.Permute` between layers.
 
-All four train with the same loop: a `tf.GradientTape` step in `tf.function(jit_compile=True)`
+All six train with the same loop: a `tf.GradientTape` step in `tf.function(jit_compile=True)`
 that draws a minibatch from the training set in-graph, Keras Adam with a cosine learning-rate
 decay over the budget, 2 intra-op and 1 inter-op threads, float32, the same data and seeds. The
 budget (`--seconds`) is this process's CPU time by default (`--clock cpu`: on a shared machine,
@@ -45,7 +52,14 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-MODELS = ("tfp_flows_maf", "tfp_maf", "tfp_flows_real_nvp", "tfp_real_nvp")
+MODELS = (
+    "tfp_flows_maf_spline",
+    "tfp_maf_spline",
+    "tfp_flows_maf",
+    "tfp_maf",
+    "tfp_flows_real_nvp",
+    "tfp_real_nvp",
+)
 CLAMP = 3.0
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
@@ -54,21 +68,36 @@ def _soft_clamp(tf, h):
     return CLAMP * tf.tanh(h / CLAMP)
 
 
-def _tfp_maf(tf, hidden: int, layers: int):
+def _tfp_maf(tf, hidden: int, layers: int, bins: int | None = None, bound: float = 5.0):
     import tensorflow_probability as tfp
+
+    from tfp_flows.bijectors.transformers import rational_quadratic_spline
 
     tfb, tfd = tfp.bijectors, tfp.distributions
     bijectors, nets = [], []
     for i in range(layers):
         net = tfb.AutoregressiveNetwork(
-            params=2, hidden_units=[hidden, hidden], activation="relu", event_shape=[2]
+            params=2 if bins is None else 3 * bins - 1,
+            hidden_units=[hidden, hidden],
+            activation="relu",
+            event_shape=[2],
         )
 
         def shift_and_log_scale(x, net=net):
             shift, log_scale = tf.unstack(net(x), axis=-1)
             return shift, _soft_clamp(tf, log_scale)
 
-        bijectors.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale))
+        def spline(x, net=net):  # TFP's own RationalQuadraticSpline, same parametrisation
+            p = net(x)
+            return rational_quadratic_spline(
+                p[..., :bins], p[..., bins : 2 * bins], p[..., 2 * bins :], bound
+            )
+
+        if bins is None:
+            maf = tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale)
+        else:
+            maf = tfb.MaskedAutoregressiveFlow(bijector_fn=spline)
+        bijectors.append(maf)
         nets.append(net)  # the wrapper function hides the network from module tracking
         if i < layers - 1:
             bijectors.append(tfb.Permute([1, 0]))
@@ -122,7 +151,7 @@ def _tfp_real_nvp(tf, hidden: int, layers: int):
     return tfd.TransformedDistribution(base, tfb.Chain(bijectors)), variables
 
 
-def build(model: str, hidden: int, layers: int, train: np.ndarray):
+def build(model: str, hidden: int, layers: int, train: np.ndarray, bins: int = 8, bound=5.0):
     """The flow and the list of its trainable variables."""
     import tensorflow as tf
 
@@ -132,6 +161,17 @@ def build(model: str, hidden: int, layers: int, train: np.ndarray):
     tf.random.set_seed(0)
     if model == "tfp_flows_maf":
         dist = flows.maf(2, num_layers=layers, hidden_units=(hidden, hidden), log_scale_clamp=CLAMP)
+    elif model == "tfp_flows_maf_spline":
+        dist = flows.maf(
+            2,
+            num_layers=layers,
+            hidden_units=(hidden, hidden),
+            transformer="spline",
+            num_bins=bins,
+            spline_bound=bound,
+        )
+    elif model == "tfp_maf_spline":
+        return _tfp_maf(tf, hidden, layers, bins, bound)
     elif model == "tfp_flows_real_nvp":
         dist = flows.real_nvp(
             [2], num_layers=layers, hidden_units=(hidden, hidden), log_scale_clamp=CLAMP
@@ -151,7 +191,8 @@ def train_and_evaluate(model, train, test, log_p_test, args) -> dict:
     import tensorflow as tf
 
     keras.utils.set_random_seed(0)
-    dist, variables = build(model, args.hidden, args.layers, train)
+    layers = args.spline_layers if model.endswith("_spline") else args.layers
+    dist, variables = build(model, args.hidden, layers, train, args.bins, args.bound)
     optimizer = keras.optimizers.Adam(args.lr)
     optimizer.build(variables)
     data = tf.constant(train)
@@ -206,7 +247,9 @@ def render_markdown(report: dict) -> str:
         f"Command: `{report.get('command', 'python benchmarks/quality_toy.py')}`",
         "",
         f"Budget: {s['seconds']:g} s of {s['clock']} time per model per set (compilation not "
-        f"counted); {s['layers']} layers, hidden {s['hidden']}x2, batch {s['batch']}, Adam "
+        f"counted); {s['layers']} layers (spline flows: {s.get('spline_layers', '-')} layers of "
+        f"{s.get('bins', '-')} bins on [-{s.get('bound', '-')}, {s.get('bound', '-')}]), hidden "
+        f"{s['hidden']}x2, batch {s['batch']}, Adam "
         f"{s['lr']:g} with cosine decay over the budget, {s['train_size']} training and "
         f"{s['test_size']} held-out points per set, 2 intra-op / 1 inter-op threads.",
         f"Machine: {report['machine']['cpu_count']} CPUs ({report['machine']['platform']}); "
@@ -248,6 +291,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--spline-layers", type=int, default=4, help="layers of the spline flows")
+    parser.add_argument("--bins", type=int, default=8, help="spline bins")
+    parser.add_argument("--bound", type=float, default=5.0, help="spline interval [-bound, bound]")
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--train-size", type=int, default=200_000)

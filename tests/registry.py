@@ -143,6 +143,24 @@ def iaf(dtype):
     return bij, _normal([6, 4], dtype)
 
 
+def maf_spline(dtype):
+    # Bound 2: about a twentieth of the points of a unit normal fall in the identity tails.
+    spline = fb.transformers.RationalQuadratic(num_bins=4, bound=2.0)
+    made = nn.MADE(4, (8, 8), num_params=spline.num_params, dtype=dtype.name)
+    bij = fb.MaskedAutoregressiveFlow(made, transformer=spline)
+    perturb_variables(bij, 0.3)
+    return bij, _normal([6, 4], dtype, scale=1.2)
+
+
+def iaf_spline_conditional(dtype):
+    spline = fb.transformers.RationalQuadratic(num_bins=3, bound=2.5)
+    made = nn.MADE(3, (8,), num_params=spline.num_params, conditional_size=2, dtype=dtype.name)
+    bij = fb.InverseAutoregressiveFlow(made, transformer=spline)
+    perturb_variables(bij, 0.3)
+    condition = _normal([2], dtype, seed=6)
+    return bij, _normal([6, 3], dtype), {"bijector_kwargs": {"conditional": condition}}
+
+
 REGISTRY = {
     "actnorm_image": actnorm_image,
     "actnorm_vector": actnorm_vector,
@@ -157,8 +175,10 @@ REGISTRY = {
     "coupling_half_reverse_sigmoid": coupling_half_reverse_sigmoid,
     "factor_out": factor_out,
     "iaf": iaf,
+    "iaf_spline_conditional": iaf_spline_conditional,
     "maf": maf,
     "maf_conditional": maf_conditional,
     "maf_random_order": maf_random_order,
+    "maf_spline": maf_spline,
     "squeeze": squeeze,
 }

@@ -9,8 +9,6 @@ from tfp_flows.testing import check_bijector
 
 # The suite runs every direction on new points on purpose, slow paths included (an IAF's inverse).
 @pytest.mark.filterwarnings("ignore::tfp_flows.bijectors.PerformanceWarning")
-# The suite runs every direction on new points on purpose, slow paths included (an IAF's inverse).
-@pytest.mark.filterwarnings("ignore::tfp_flows.bijectors.PerformanceWarning")
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_bijector_properties(name, dtype):

@@ -1,5 +1,6 @@
 """The flow bijectors: `tfb.Bijector` subclasses that compose with `tfb.Chain`."""
 
+from tfp_flows.bijectors import transformers
 from tfp_flows.bijectors._base import FlowBijector, soft_clamp
 from tfp_flows.bijectors.actnorm import ActNorm, initialize_actnorm
 from tfp_flows.bijectors.affine_coupling import AffineCoupling
@@ -24,4 +25,5 @@ __all__ = [
     "Squeeze",
     "initialize_actnorm",
     "soft_clamp",
+    "transformers",
 ]

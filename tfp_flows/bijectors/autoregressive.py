@@ -18,8 +18,8 @@ import tensorflow_probability as tfp
 # the IAF would lose its variables.
 from tensorflow_probability.python.bijectors.invert import _Invert
 
-from tfp_flows import _validation as check
-from tfp_flows.bijectors._base import FlowBijector, soft_clamp
+from tfp_flows.bijectors import transformers
+from tfp_flows.bijectors._base import FlowBijector
 
 tfb = tfp.bijectors
 
@@ -31,21 +31,25 @@ class PerformanceWarning(UserWarning):
 
 
 class MaskedAutoregressiveFlow(FlowBijector):
-    r"""Masked autoregressive flow: an affine map whose shift and log-scale are autoregressive.
+    r"""Masked autoregressive flow: an elementwise map whose parameters are autoregressive.
 
-    With `(shift, s) = conditioner(y)` autoregressive in `y` (output `d` depends only on the
-    dimensions before `d` in the conditioner's ordering) and `s` soft-clamped to
-    `(-log_scale_clamp, log_scale_clamp)`:
+    With `theta = conditioner(y)` autoregressive in `y` (the parameters of dimension `d` depend
+    only on the dimensions before `d` in the conditioner's ordering) and `g` the transformer:
 
-        forward (sampling):  y = x * exp(s(y)) + shift(y)      D sequential passes
-        inverse (density):   x = (y - shift(y)) * exp(-s(y))   one pass
-        log|det J_forward| = sum(s(y)) = -log|det J_inverse|
+        forward (sampling):  y_d = g(x_d; theta_d(y))          D sequential passes
+        inverse (density):   x_d = g^{-1}(y_d; theta_d(y))     one pass
+        log|det J_forward| = sum_d log g'(x_d; theta_d(y)) = -log|det J_inverse|
+
+    The default transformer is affine, `g(x) = x exp(s) + shift` with `s` soft-clamped to
+    `(-log_scale_clamp, log_scale_clamp)`; `transformer="spline"` (or a
+    `transformers.RationalQuadratic(num_bins, bound)`) makes `g` a monotone rational-quadratic
+    spline (a neural spline flow), far more flexible per layer for multimodal densities.
 
     The forward map is solved dimension by dimension: starting from `y = 0`, pass `k` fixes the
     `k`-th dimension in the ordering, so `D` passes give `y`, in a `tf.while_loop` with a static
     trip count that compiles under XLA. The log-scales of the last pass are already those at the
-    final `y` (dimension `d` of `s` only sees dimensions before `d`), so the log-det comes out of
-    the loop without an extra pass.
+    final `y` (dimension `d` of `theta` only sees dimensions before `d`), so the log-det comes out
+    of the loop without an extra pass.
 
     MAF vs IAF, which direction is cheap: a MAF evaluates the density (`log_prob`, the inverse)
     in one pass and samples in `D` passes, so it suits density estimation. An IAF
@@ -54,18 +58,24 @@ class MaskedAutoregressiveFlow(FlowBijector):
     density of new points takes `D` passes, so it suits variational inference.
 
     Args:
-      conditioner: a `tfp_flows.nn.MADE` with `num_params=2`, or any callable `y -> (shift,
-        log_scale)` (each `[..., D]`, `None` meaning zero) or `y -> params` of shape
-        `[..., D, 2]`; it must be autoregressive. With a conditional input it is called as
-        `conditioner(y, conditional=c)`, `c` being the bijector keyword argument `conditional`.
+      conditioner: a `tfp_flows.nn.MADE` with `num_params=transformer.num_params` (2 for affine,
+        `3 * num_bins - 1` for a spline), or any callable `y -> params` of shape
+        `[..., D, num_params]`, or, for the affine transformer, `y -> (shift, log_scale)` (each
+        `[..., D]`, `None` meaning zero); it must be autoregressive. With a conditional input
+        it is called as `conditioner(y, conditional=c)`, `c` being the bijector keyword
+        argument `conditional`.
         A Keras layer must be built (its variables are tracked by this bijector).
-      log_scale_clamp: bound of the soft clamp `b * tanh(s / b)` on the log-scale, or `None`.
+      transformer: `"affine"` (default), `"spline"` (8 bins on `[-5, 5]`) or an instance from
+        `tfp_flows.bijectors.transformers`.
+      log_scale_clamp: bound of the soft clamp `b * tanh(s / b)` on the affine log-scale, or
+        `None` (ignored by a spline).
       validate_args: check inputs for NaN and inf at run time.
       name: name of the bijector.
 
     References:
       Papamakarios et al. (2017), Masked Autoregressive Flow for Density Estimation,
       https://arxiv.org/abs/1705.07057
+      Durkan et al. (2019), Neural Spline Flows, https://arxiv.org/abs/1906.04032
       Germain et al. (2015), MADE: Masked Autoencoder for Distribution Estimation,
       https://arxiv.org/abs/1502.03509
 
@@ -88,6 +98,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
         self,
         conditioner: Callable,
         *,
+        transformer="affine",
         log_scale_clamp: float | None = 3.0,
         validate_args: bool = False,
         name: str = "masked_autoregressive_flow",
@@ -95,16 +106,18 @@ class MaskedAutoregressiveFlow(FlowBijector):
         parameters = dict(locals())
         if not callable(conditioner):
             raise ValueError(f"`conditioner` must be callable; got {type(conditioner).__name__}.")
-        log_scale_clamp = check.clamp_bound(log_scale_clamp)
+        transformer = transformers.get(transformer, log_scale_clamp=log_scale_clamp)
         is_layer = isinstance(conditioner, keras.layers.Layer)
         if is_layer and not conditioner.built:
             raise ValueError(
                 "`conditioner` is a Keras layer that is not built; build it first so its "
                 "variables exist when the bijector is constructed."
             )
-        if getattr(conditioner, "num_params", 2) != 2:
+        p = transformer.num_params
+        if getattr(conditioner, "num_params", p) != p:
             raise ValueError(
-                f"`conditioner` must output 2 params per dimension (shift, log-scale); it has "
+                f"`conditioner` must output {p} params per dimension for the "
+                f"{type(transformer).__name__} transformer; it has "
                 f"num_params={conditioner.num_params}."
             )
         with tf.name_scope(name) as name:
@@ -118,7 +131,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
             )
             self._conditioner = conditioner
             self._layer_variables = [w.value for w in conditioner.weights] if is_layer else []
-            self._log_scale_clamp = log_scale_clamp
+            self._transformer = transformer
             self._event_size = getattr(conditioner, "event_size", None)
             self._conditional_size = getattr(conditioner, "conditional_size", None)
 
@@ -127,8 +140,13 @@ class MaskedAutoregressiveFlow(FlowBijector):
         return self._conditioner
 
     @property
+    def transformer(self):
+        """The elementwise map (`transformers.Affine` or `transformers.RationalQuadratic`)."""
+        return self._transformer
+
+    @property
     def log_scale_clamp(self) -> float | None:
-        return self._log_scale_clamp
+        return getattr(self._transformer, "log_scale_clamp", None)
 
     def _check_event_shape(self, shape, what):
         super()._check_event_shape(shape, what)
@@ -139,7 +157,8 @@ class MaskedAutoregressiveFlow(FlowBijector):
                 f"got shape {shape}."
             )
 
-    def _shift_and_log_scale(self, y, conditional):
+    def _params(self, y, conditional):
+        """The transformer's parameters `[..., D, num_params]`, autoregressive in `y`."""
         if conditional is None:
             if self._conditional_size is not None:
                 raise ValueError(
@@ -150,56 +169,57 @@ class MaskedAutoregressiveFlow(FlowBijector):
             params = self._conditioner(y)
         else:
             params = self._conditioner(y, conditional=conditional)
-        d = y.shape[-1]
+        d, p = y.shape[-1], self._transformer.num_params
         if isinstance(params, (tuple, list)):
-            if len(params) != 2:
+            if len(params) != 2 or p != 2:
                 raise ValueError(
-                    f"{self.name}: the conditioner must return (shift, log_scale); got a "
-                    f"{type(params).__name__} of length {len(params)}."
+                    f"{self.name}: a conditioner returning a tuple must return (shift, "
+                    f"log_scale) for the affine transformer; got a {type(params).__name__} of "
+                    f"length {len(params)} with {type(self._transformer).__name__}."
                 )
             shift, log_scale = (
-                tf.zeros_like(y) if p is None else tf.cast(p, y.dtype) for p in params
+                tf.zeros_like(y) if q is None else tf.cast(q, y.dtype) for q in params
             )
-            for what, p in (("shift", shift), ("log_scale", log_scale)):
-                if p.shape.rank is not None and (p.shape.rank < 1 or p.shape[-1] not in (None, d)):
+            for what, q in (("shift", shift), ("log_scale", log_scale)):
+                if q.shape.rank is not None and (q.shape.rank < 1 or q.shape[-1] not in (None, d)):
                     raise ValueError(
                         f"{self.name}: the conditioner's {what} must have shape [..., {d}] for "
-                        f"input shape {y.shape}; got {p.shape}."
+                        f"input shape {y.shape}; got {q.shape}."
                     )
-        else:
-            params = tf.cast(params, y.dtype)  # a mixed-precision MADE computes in bfloat16
-            if params.shape.rank is not None and (
-                params.shape.rank < 2 or params.shape[-2:] != [d, 2]
-            ):
-                raise ValueError(
-                    f"{self.name}: the conditioner must return (shift, log_scale) or params of "
-                    f"shape [..., {d}, 2] for input shape {y.shape}; got shape {params.shape}."
-                )
-            shift, log_scale = params[..., 0], params[..., 1]
-        return shift, soft_clamp(log_scale, self._log_scale_clamp)
+            if not (shift.shape.is_fully_defined() and shift.shape == log_scale.shape):
+                shape = tf.broadcast_dynamic_shape(tf.shape(shift), tf.shape(log_scale))
+                shift, log_scale = tf.broadcast_to(shift, shape), tf.broadcast_to(log_scale, shape)
+            return tf.stack([shift, log_scale], axis=-1)
+        params = tf.cast(params, y.dtype)  # a mixed-precision MADE computes in bfloat16
+        if params.shape.rank is not None and (params.shape.rank < 2 or params.shape[-2:] != [d, p]):
+            expected = "(shift, log_scale) or params" if p == 2 else "params"
+            raise ValueError(
+                f"{self.name}: the conditioner must return {expected} of shape [..., {d}, {p}] "
+                f"for input shape {y.shape}; got shape {params.shape}."
+            )
+        return params
 
     def _forward_and_log_det(self, x, conditional=None):
         # Pass 1 from y = 0 fixes the first dimension in the ordering (and the output shape, if
         # a conditional input broadcasts against x); each later pass fixes one more.
-        shift, log_scale = self._shift_and_log_scale(tf.zeros_like(x), conditional)
-        y = x * tf.exp(log_scale) + shift
+        transform = self._transformer.forward_and_log_det
+        y, log_det = transform(x, self._params(tf.zeros_like(x), conditional))
         d = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
 
         def step(i, y, _):
-            shift, log_scale = self._shift_and_log_scale(y, conditional)
-            return i + 1, x * tf.exp(log_scale) + shift, log_scale
+            return (i + 1, *transform(x, self._params(y, conditional)))
 
-        _, y, log_scale = tf.while_loop(
+        _, y, log_det = tf.while_loop(
             lambda i, y, s: i < d - 1,
             step,
-            (tf.constant(0), y, log_scale),
+            (tf.constant(0), y, log_det),
             maximum_iterations=d - 1,
         )
-        return y, tf.reduce_sum(log_scale, axis=-1)
+        return y, tf.reduce_sum(log_det, axis=-1)
 
     def _inverse_and_log_det(self, y, conditional=None):
-        shift, log_scale = self._shift_and_log_scale(y, conditional)
-        return (y - shift) * tf.exp(-log_scale), -tf.reduce_sum(log_scale, axis=-1)
+        x, log_det = self._transformer.inverse_and_log_det(y, self._params(y, conditional))
+        return x, tf.reduce_sum(log_det, axis=-1)
 
 
 class _SequentialMAF(MaskedAutoregressiveFlow):
@@ -224,11 +244,12 @@ class _SequentialMAF(MaskedAutoregressiveFlow):
 class InverseAutoregressiveFlow(_Invert):
     r"""Inverse autoregressive flow: the inverse of a `MaskedAutoregressiveFlow`.
 
-    With `(shift, s) = conditioner(x)` autoregressive in `x`:
+    With `theta = conditioner(x)` autoregressive in `x` and `g` the transformer (affine by
+    default, or a spline):
 
-        forward (sampling):  y = x * exp(s(x)) + shift(x)      one pass
-        inverse (density):   x = (y - shift(x)) * exp(-s(x))   D sequential passes
-        log|det J_forward| = sum(s(x))
+        forward (sampling):  y_d = g(x_d; theta_d(x))          one pass
+        inverse (density):   x_d = g^{-1}(y_d; theta_d(x))     D sequential passes
+        log|det J_forward| = sum_d log g'(x_d; theta_d(x))
 
     MAF vs IAF, which direction is cheap: an IAF samples in one pass and, since the log-det of
     the forward pass is cached, `dist.experimental_sample_and_log_prob(n)` returns samples with
@@ -243,8 +264,9 @@ class InverseAutoregressiveFlow(_Invert):
 
     Args:
       conditioner: as for `MaskedAutoregressiveFlow` (a MADE, or a callable returning
-        `(shift, log_scale)` or `[..., D, 2]`), called on the latent `x`.
-      log_scale_clamp: bound of the soft clamp on the log-scale, or `None`.
+        `[..., D, num_params]` or `(shift, log_scale)`), called on the latent `x`.
+      transformer: `"affine"`, `"spline"` or a `transformers` instance, as for the MAF.
+      log_scale_clamp: bound of the soft clamp on the affine log-scale, or `None`.
       validate_args: check inputs for NaN and inf at run time.
       name: name of the bijector.
 
@@ -272,13 +294,18 @@ class InverseAutoregressiveFlow(_Invert):
         self,
         conditioner: Callable,
         *,
+        transformer="affine",
         log_scale_clamp: float | None = 3.0,
         validate_args: bool = False,
         name: str = "inverse_autoregressive_flow",
     ):
         parameters = dict(locals())
         maf = _SequentialMAF(
-            conditioner, log_scale_clamp=log_scale_clamp, validate_args=validate_args, name=name
+            conditioner,
+            transformer=transformer,
+            log_scale_clamp=log_scale_clamp,
+            validate_args=validate_args,
+            name=name,
         )
         super().__init__(maf, validate_args=validate_args, parameters=parameters, name=name)
 
