@@ -12,7 +12,9 @@ divergence from the data to the model; paired, so its standard error is small). 
 into `--out`.
 
 The flows:
-  * `maf`: `flows.maf`, MADE layers with reversals between them.
+  * `spline_maf`: `flows.maf(transformer="spline")`, half as many MADE layers, each a monotone
+    rational-quadratic spline with `--bins` bins on `[-4, 4]` (a neural spline flow).
+  * `maf`: `flows.maf`, affine MADE layers with reversals between them.
   * `real_nvp`: `flows.real_nvp` on `[2]`, half-mask affine couplings with ActNorm between them.
   * `glow`: Glow's step on vectors, `ActNorm -> Invertible1x1Conv -> AffineCoupling`, repeated.
     `flows.glow` is for images only; `Invertible1x1Conv(2, event_ndims=1)` is the learned
@@ -79,10 +81,15 @@ def vector_glow(
     return tfd.TransformedDistribution(base, tfb.Chain(layers), name="vector_glow")
 
 
-def model_configs(hidden: int, layers: int) -> dict[str, tuple[str, dict]]:
+def model_configs(hidden: int, layers: int, bins: int = 32) -> dict[str, tuple[str, dict]]:
     """Factory name and keyword arguments of each flow, at a given width and depth."""
     units = [hidden, hidden]
+    spline = {"transformer": "spline", "num_bins": bins, "spline_bound": LIM}
     return {
+        "spline_maf": (
+            "maf",
+            {"dim": 2, "num_layers": max(1, layers // 2), "hidden_units": units, **spline},
+        ),
         "maf": ("maf", {"dim": 2, "num_layers": layers, "hidden_units": units}),
         "real_nvp": (
             "real_nvp",
@@ -189,7 +196,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--seconds", type=float, default=8.0, help="training budget per model")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="budget clock")
     parser.add_argument("--sets", help="comma-separated; default all (moons with --smoke)")
-    parser.add_argument("--models", default="maf,real_nvp,glow")
+    parser.add_argument("--models", default="spline_maf,maf,real_nvp,glow")
+    parser.add_argument("--bins", type=int, default=32, help="bins of spline_maf")
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--batch", type=int, default=512)
@@ -202,13 +210,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="out/toy_densities")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.seconds, args.hidden, args.layers, args.batch = 0.3, 8, 2, 128
+        args.seconds, args.hidden, args.layers, args.batch, args.bins = 0.3, 8, 2, 128, 4
         args.train_size, args.test_size, args.steps_per_epoch = 2048, 1000, 10
     os.makedirs(args.out, exist_ok=True)
     if args.sets is None:
         args.sets = "moons" if args.smoke else ",".join(datasets.TOY_DENSITIES)
     sets, models = args.sets.split(","), args.models.split(",")
-    configs = model_configs(args.hidden, args.layers)
+    configs = model_configs(args.hidden, args.layers, args.bins)
     grid_size = 60 if args.smoke else 200
 
     results, grids, samples = {}, {}, {}

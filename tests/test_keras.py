@@ -184,12 +184,23 @@ def test_variational_target_of_wrong_shape_is_refused():
         ("maf", {"dim": 3, "num_layers": 2, "hidden_units": [8]}, [3]),
         ("iaf", {"dim": 3, "num_layers": 2, "hidden_units": [8]}, [3]),
         (
+            "maf",
+            {
+                "dim": 3,
+                "num_layers": 2,
+                "hidden_units": [8],
+                "transformer": "spline",
+                "num_bins": 4,
+            },
+            [3],
+        ),
+        (
             "glow",
             {"image_shape": [4, 4, 2], "levels": 2, "steps_per_level": 1, "filters": 4},
             [4, 4, 2],
         ),
     ],
-    ids=["maf", "iaf", "glow"],
+    ids=["maf", "iaf", "maf_spline", "glow"],
 )
 @pytest.mark.filterwarnings("ignore::tfp_flows.bijectors.PerformanceWarning")
 def test_every_factory_trains_saves_and_reloads_exactly(tmp_path, flow, flow_kwargs, shape):
