@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows.bijectors import FlowBijector
+from tfp_flows.bijectors.transformers import rational_quadratic_spline
 
 tfb = tfp.bijectors
 
@@ -114,9 +115,6 @@ class PixelwiseSpline(FlowBijector):
     0.0
     """
 
-    _MIN_BIN = 1e-3  # smallest bin width and height, as a fraction of the range
-    _MIN_SLOPE = 1e-3
-
     def __init__(
         self,
         event_shape,
@@ -144,19 +142,7 @@ class PixelwiseSpline(FlowBijector):
         self._slopes = self._add_variable("knot_slopes", tf.zeros(slopes_shape, dtype))
 
     def _spline(self) -> tfb.RationalQuadraticSpline:
-        span, k = 2.0 * self.bound, self.num_bins
-
-        def bins(logits):  # softmax, floored: zeros give equal bins
-            return span * (self._MIN_BIN + (1.0 - k * self._MIN_BIN) * tf.nn.softmax(logits))
-
-        # softplus(s + log(e - 1)) = 1 at s = 0: every spline starts as the identity.
-        slope = tf.nn.softplus(self._slopes + math.log(math.e - 1.0))
-        return tfb.RationalQuadraticSpline(
-            bins(self._widths),
-            bins(self._heights),
-            self._MIN_SLOPE + (1.0 - self._MIN_SLOPE) * slope,
-            range_min=-self.bound,
-        )
+        return rational_quadratic_spline(self._widths, self._heights, self._slopes, self.bound)
 
     def _log_det(self, spline, x):
         return tf.reduce_sum(
