@@ -157,7 +157,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
                 f"got shape {shape}."
             )
 
-    def _params(self, y, conditional):
+    def _params(self, y, conditional, **call_kwargs):
         """The transformer's parameters `[..., D, num_params]`, autoregressive in `y`."""
         if conditional is None:
             if self._conditional_size is not None:
@@ -166,9 +166,9 @@ class MaskedAutoregressiveFlow(FlowBijector):
                     f"{self._conditional_size}; pass `conditional=...` to the bijector (through "
                     "a distribution: `bijector_kwargs={'conditional': c}`)."
                 )
-            params = self._conditioner(y)
+            params = self._conditioner(y, **call_kwargs)
         else:
-            params = self._conditioner(y, conditional=conditional)
+            params = self._conditioner(y, conditional=conditional, **call_kwargs)
         d, p = y.shape[-1], self._transformer.num_params
         if isinstance(params, (tuple, list)):
             if len(params) != 2 or p != 2:
@@ -203,11 +203,14 @@ class MaskedAutoregressiveFlow(FlowBijector):
         # Pass 1 from y = 0 fixes the first dimension in the ordering (and the output shape, if
         # a conditional input broadcasts against x); each later pass fixes one more.
         transform = self._transformer.forward_and_log_det
-        y, log_det = transform(x, self._params(tf.zeros_like(x), conditional))
+        # A MADE's masked kernels are loop invariants: mask once, not once per pass.
+        masked = getattr(self._conditioner, "masked_kernels", None)
+        call_kwargs = {} if masked is None else {"masked_kernels": masked()}
+        y, log_det = transform(x, self._params(tf.zeros_like(x), conditional, **call_kwargs))
         d = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
 
         def step(i, y, _):
-            return (i + 1, *transform(x, self._params(y, conditional)))
+            return (i + 1, *transform(x, self._params(y, conditional, **call_kwargs)))
 
         _, y, log_det = tf.while_loop(
             lambda i, y, s: i < d - 1,

@@ -144,7 +144,18 @@ class MADE(keras.layers.Layer):
             )
             self._kernel_masks.append(tf.constant(mask, dtype=self.compute_dtype))
 
-    def call(self, x, conditional=None):
+    def masked_kernels(self) -> list[tf.Tensor]:
+        """The kernels times their masks, what each layer multiplies by.
+
+        A MAF's sampling loop computes them once and passes them to every pass
+        (`made(x, masked_kernels=...)`) instead of masking `D` times.
+        """
+        return [
+            tf.cast(kernel, self.compute_dtype) * mask
+            for kernel, mask in zip(self._kernels, self._kernel_masks)
+        ]
+
+    def call(self, x, conditional=None, masked_kernels=None):
         x = tf.convert_to_tensor(x, dtype=self.compute_dtype)
         d = self.event_size
         if x.shape.rank is None or x.shape.rank < 1 or x.shape[-1] != d:
@@ -184,12 +195,12 @@ class MADE(keras.layers.Layer):
         lead_shape = x.shape[:-1].as_list() if static_lead else tf.shape(x)[:-1]
         h = x if x.shape.rank == 2 else tf.reshape(x, [-1, d])
         last = len(self._kernels) - 1
-        for i, (kernel, bias, mask) in enumerate(
-            zip(self._kernels, self._biases, self._kernel_masks)
-        ):
+        if masked_kernels is None:
+            masked_kernels = [k * m for k, m in zip(self._kernels, self._kernel_masks)]
+        for i, (kernel, bias) in enumerate(zip(masked_kernels, self._biases)):
             if conditional is not None:
                 h = tf.concat([h, conditional], axis=-1)
-            h = tf.nn.bias_add(tf.matmul(h, kernel * mask), bias)
+            h = tf.nn.bias_add(tf.matmul(h, kernel), bias)
             if i < last:
                 h = self.activation(h)
         if static_lead:  # a static reshape: no shape ops in the graph
