@@ -1,6 +1,6 @@
 """Quality under the same time budget: tfp_flows vs TFP's built-in flows on the FFJORD toy sets.
 
-    python benchmarks/quality_toy.py                   # 60 s per model per set (~25 min)
+    python benchmarks/quality_toy.py                   # 60 CPU-s per model per set (~40 min)
     python benchmarks/quality_toy.py --seconds 300     # the issue's 5-minute budget
     python benchmarks/quality_toy.py --seconds 20 --sets moons,rings --out-dir out/quality
 
@@ -292,8 +292,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--spline-layers", type=int, default=4, help="layers of the spline flows")
-    parser.add_argument("--bins", type=int, default=8, help="spline bins")
-    parser.add_argument("--bound", type=float, default=5.0, help="spline interval [-bound, bound]")
+    parser.add_argument("--bins", type=int, default=32, help="spline bins")
+    parser.add_argument("--bound", type=float, default=4.0, help="spline interval [-bound, bound]")
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--train-size", type=int, default=200_000)
