@@ -130,18 +130,14 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _time(fn: Callable, sync: Callable, min_time: float, blocks: int, warm_up: bool = True) -> dict:
-    """First call (trace/compile), one warm call, then `blocks` blocks of `n` calls each.
-
-    Without `warm_up` (slow calls such as D-pass sampling) the first call sizes the blocks.
-    """
+def _time(fn: Callable, sync: Callable, min_time: float, blocks: int) -> dict:
+    """First call (trace/compile), one warm call that sizes the blocks, then `blocks` blocks."""
     start = time.perf_counter()
     sync(fn())
-    first = warm = time.perf_counter() - start
-    if warm_up:
-        start = time.perf_counter()
-        sync(fn())
-        warm = time.perf_counter() - start
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    sync(fn())
+    warm = time.perf_counter() - start
     n = max(1, round(min_time / max(warm, 1e-6)))
     per_call = []
     for _ in range(blocks):
@@ -347,13 +343,10 @@ def _run_tf(lib, cfg, x_np, min_time, blocks):
     def sync(out):
         return tf.nest.map_structure(lambda t: t.numpy(), out)
 
-    sequential = cfg["flow"] == "maf"  # D passes: slow calls, no warm-up call
     result = {
         "train_step": _time(lambda: step_fn(x), sync, min_time, blocks),
         "log_prob": _time(lambda: log_prob_fn(x), sync, min_time, blocks),
-        "sample": _time(
-            lambda: sample_fn(seed), sync, min_time, 2 if sequential else blocks, not sequential
-        ),
+        "sample": _time(lambda: sample_fn(seed), sync, min_time, blocks),
     }
     if iaf is not None:
         iaf_fn = compiled(lambda seed: iaf.sample(n_samples, seed=seed))
@@ -532,7 +525,7 @@ def _run_torch(lib, cfg, x_np, min_time, blocks):
     result = {
         "train_step": _time(step, sync, min_time, blocks),
         "log_prob": _time(no_grad(lambda: log_prob(x)), sync, min_time, blocks),
-        "sample": _time(no_grad(sample), sync, min_time, 2 if maf else blocks, not maf),
+        "sample": _time(no_grad(sample), sync, min_time, blocks),
     }
     result["num_params"] = int(sum(p.numel() for p in flow.parameters()))
     result["rss_after_import_mb"] = rss_import

@@ -255,7 +255,7 @@ def render_markdown(summary: dict, info: dict, meta: dict) -> str:
         f"{meta['repeats']} repeat(s) per library and case, one fresh process per case, library "
         "and repeat, libraries alternating; within a process each figure is the median "
         f"of {meta['blocks']} timed blocks of >= {meta['min_time']} s after the first "
-        "(trace/compile) call (MAF sampling: 2 blocks, no warm-up call).",
+        "(trace/compile) call.",
     ]
     if "loadavg_1min_range" in info:
         lo, hi = info["loadavg_1min_range"]
