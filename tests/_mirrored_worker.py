@@ -172,7 +172,57 @@ def vi_refused() -> dict:
     return {"error": None}
 
 
-SCENARIOS = {"actnorm_uneven": actnorm_uneven, "vi_refused": vi_refused}
+def guard() -> dict:
+    """StopOnNonFinite on two replicas: restores weights and Adam state on both, then resumes."""
+    from tfp_flows.diagnostics import NonFiniteLossError, StopOnNonFinite
+
+    x = np.random.default_rng(2).normal(size=[256, *FLOWS["maf"][1]]).astype("float32")
+    with STRATEGY.scope():
+        model = _make("maf", "adam")
+    recorded = {}
+
+    class Poison(keras.callbacks.Callback):
+        count = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.count += 1
+            if self.count == 3:  # the state step 4 (the last finite one) starts from
+                recorded["weights"] = [v.numpy() for v in model.weights]
+                recorded["optimizer"] = [v.numpy() for v in model.optimizer.variables]
+            if self.count == 4:  # step 5 sees a NaN kernel on every replica
+                kernel = model.trainable_variables[0]
+                kernel.assign(tf.fill(kernel.shape, float("nan")))
+
+    message = step = None
+    try:
+        model.fit(
+            x, batch_size=32, shuffle=False, verbose=0, callbacks=[Poison(), StopOnNonFinite()]
+        )
+    except NonFiniteLossError as error:
+        message, step = str(error), error.step
+
+    def max_diff(variables, values):
+        return max(
+            _max_diff(local.numpy(), value)
+            for v, value in zip(variables, values, strict=True)
+            for local in STRATEGY.experimental_local_results(getattr(v, "value", v))
+        )
+
+    weight_diff = max_diff(model.weights, recorded["weights"])
+    optimizer_diff = max_diff(model.optimizer.variables, recorded["optimizer"])
+    iterations = int(model.optimizer.iterations.numpy())
+    resumed = model.fit(x, batch_size=32, shuffle=False, verbose=0).history["nll"]
+    return {
+        "message": message,
+        "step": step,
+        "max_weight_diff": weight_diff,
+        "max_optimizer_diff": optimizer_diff,
+        "iterations": iterations,
+        "resumed_nll": resumed,
+    }
+
+
+SCENARIOS = {"actnorm_uneven": actnorm_uneven, "vi_refused": vi_refused, "guard": guard}
 
 if __name__ == "__main__":
     _setup()

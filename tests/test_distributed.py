@@ -55,7 +55,7 @@ def _mirrored(*scenarios, timeout=600):
 @pytest.fixture(scope="module")
 def mirrored():
     """One interpreter for the fast scenarios (a TensorFlow import costs seconds)."""
-    return _mirrored("actnorm_uneven", "maf", "vi_refused")
+    return _mirrored("actnorm_uneven", "maf", "vi_refused", "guard")
 
 
 @pytest.mark.parametrize("mode", ["function", "eager"])
@@ -83,6 +83,16 @@ def _check_fit(result, flow):
 
 def test_mirrored_maf_fit_equals_one_device(mirrored):
     _check_fit(mirrored["maf"], "maf")
+
+
+def test_stop_on_nonfinite_restores_every_replica_and_resumes(mirrored):
+    r = mirrored["guard"]
+    assert r["step"] == 5 and "non-finite nll at step 5" in r["message"], r["message"]
+    assert "weights and optimizer state (those step 4" in r["message"], r["message"]
+    # Weights and Adam's moments on both replicas are those step 4 started from, bit for bit.
+    assert r["max_weight_diff"] == 0.0 and r["max_optimizer_diff"] == 0.0
+    assert r["iterations"] == 3
+    assert all(np.isfinite(r["resumed_nll"]))  # and training goes on from there
 
 
 @pytest.mark.slow

@@ -420,3 +420,84 @@ def test_fit_on_random_data_trains_or_refuses_without_touching_weights():
     run()
     print(f"fit: {dict(counts)}")
     assert counts["cases"] >= 40 and counts["error"] > 10 and counts["ok"] > 5
+
+
+def _normal(z):
+    return -0.5 * tf.reduce_sum(z**2, -1)
+
+
+VI_TARGETS = {  # name -> (target, what must happen: "ok", "shape" error, or "non-finite" stop)
+    "normal": (_normal, "ok"),
+    "float64": (lambda z: tf.cast(_normal(z), tf.float64), "ok"),
+    "per-dimension": (lambda z: -0.5 * z**2, "shape"),
+    "scalar": (lambda z: tf.reduce_sum(_normal(z)), "shape"),
+    "nan": (lambda z: _normal(z) + np.nan, "non-finite"),
+    "-inf off the support": (
+        lambda z: tf.where(z[..., 0] > 0.0, _normal(z), tf.constant(-np.inf)),
+        "non-finite",
+    ),
+}
+STEPS_BAD = [0, -1, 2.5, "2", True, float("nan")]
+
+
+def test_variational_fit_trains_or_refuses_without_touching_weights():
+    """`VariationalModel` with good and bad targets and fit arguments, under `StopOnNonFinite`.
+
+    A bad target's output shape is refused when the model is built; a bad `steps_per_epoch` by
+    `fit`, before any step; a target that returns NaN or -inf stops training with
+    `NonFiniteLossError` naming the target, and the weights are those of the last finite step
+    (here: the initial ones when the first step already fails).
+    """
+    from tfp_flows.diagnostics import NonFiniteLossError, StopOnNonFinite
+
+    counts = collections.Counter()
+
+    @settings(max_examples=50, **SETTINGS)
+    @given(st.data())
+    def run(data):
+        name = data.draw(st.sampled_from(sorted(VI_TARGETS)), label="target")
+        steps = data.draw(
+            st.one_of(st.sampled_from([1, 2]), st.sampled_from([None, *STEPS_BAD])),
+            label="steps_per_epoch",
+        )
+        num_samples = data.draw(st.sampled_from([1, 3, 16]), label="num_samples")
+        target, expected = VI_TARGETS[name]
+        if name == "-inf off the support":
+            num_samples = 16  # fewer could all land in the support: P = 2^-num_samples a step
+        counts["cases"] += 1
+        build = lambda: VariationalModel(  # noqa: E731
+            "iaf",
+            {"dim": 2, "num_layers": 1, "hidden_units": [4]},
+            target_log_prob_fn=target,
+            num_samples=num_samples,
+        )
+        if expected == "shape":
+            assert _call(build, ["shape"])[0] == "error"
+            counts["target refused"] += 1
+            return
+        model = build()
+        model.compile(optimizer="adam", run_eagerly=True)
+        before = _snapshot(model.weights)
+        fit = lambda: model.fit(  # noqa: E731
+            steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[StopOnNonFinite()]
+        )
+        if type(steps) is not int or steps not in (1, 2):  # True == 1 in Python
+            assert _call(fit, ["steps_per_epoch"], model.weights)[0] == "error"
+            counts["steps refused"] += 1
+        elif expected == "ok":
+            fit()
+            assert all(np.isfinite(v.numpy()).all() for v in model.weights)
+            assert int(model.optimizer.iterations.numpy()) == 2 * steps
+            counts["ok"] += 1
+        else:
+            with pytest.raises(NonFiniteLossError) as info:
+                fit()
+            assert info.value.finding.bijector == "<target>", str(info.value)
+            assert info.value.step == 1, str(info.value)
+            _unchanged(model.weights, before)
+            counts["stopped"] += 1
+
+    run()
+    print(f"VariationalModel.fit: {dict(counts)}")
+    assert counts["cases"] >= 50
+    assert min(counts[k] for k in ("target refused", "steps refused", "ok", "stopped")) >= 3

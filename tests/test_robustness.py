@@ -138,6 +138,123 @@ def test_nan_stops_training_naming_step_and_layer_and_saves_last_good_weights(va
     assert "train_step" not in model.__dict__ and model.train_function is None
 
 
+class _Recorder(keras.callbacks.Callback):
+    """Records the weights and the optimizer's variables after every step (execution)."""
+
+    def __init__(self):
+        super().__init__()
+        self.states = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.states.append(
+            (
+                [w.numpy() for w in self.model.weights],
+                [v.numpy() for v in self.model.optimizer.variables],
+            )
+        )
+
+
+def _assert_state(model, state):
+    weights, optimizer = state
+    assert len(model.optimizer.variables) == len(optimizer) > len(model.trainable_variables)
+    for got, want in zip([w.numpy() for w in model.weights], weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip([v.numpy() for v in model.optimizer.variables], optimizer, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_stop_restores_the_optimizer_so_fit_resumes_exactly(steps_per_execution):
+    """Adam's moments of the NaN step would poison every later step: they are put back too."""
+    batch, executions = 64, 6
+    x = datasets.two_moons(batch * steps_per_execution * executions, seed=0)
+    more = datasets.two_moons(batch * steps_per_execution * 2, seed=1)
+
+    def make():
+        model = DensityModel("real_nvp", {"event_shape": [2], "num_layers": 3, "hidden_units": [8]})
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-2), steps_per_execution=steps_per_execution
+        )
+        return model
+
+    model = make()
+    initial = [w.numpy() for w in model.weights]
+    bias = model.flow.bijector.bijectors[2].conditioner.output_layer.bias
+    recorder = _Recorder()
+    with pytest.raises(NonFiniteLossError) as info:
+        model.fit(
+            x,
+            batch_size=batch,
+            shuffle=False,
+            verbose=0,
+            callbacks=[recorder, _PoisonAt(5, bias, np.nan), StopOnNonFinite()],
+        )
+    assert info.value.step == 6, str(info.value)
+    assert "weights and optimizer state (those step 5" in str(info.value)
+    # Step 5 (an execution of `steps_per_execution` batches) started from the state after step 4.
+    _assert_state(model, recorder.states[3])
+    assert int(model.optimizer.iterations.numpy()) == 4 * steps_per_execution
+    # The same state, reached without the accident; then both train on the same new batches.
+    reference = make()
+    reference.set_weights(initial)
+    reference.fit(x[: 4 * steps_per_execution * batch], batch_size=batch, shuffle=False, verbose=0)
+    for fitted in (model, reference):
+        nll = fitted.fit(more, batch_size=batch, shuffle=False, verbose=0).history["nll"]
+        assert np.isfinite(nll).all()
+    for got, want in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def _variational(target, num_samples=64):
+    from tfp_flows.keras import VariationalModel
+
+    model = VariationalModel(
+        "iaf",
+        {"dim": 2, "num_layers": 2, "hidden_units": [8]},
+        target_log_prob_fn=target,
+        num_samples=num_samples,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    return model
+
+
+def test_variational_guard_names_the_target_and_restores_the_state():
+    outside = tf.Variable(False)  # after step 4 the target's support shrinks to z_0 <= 0.5
+
+    def target(z):
+        log_p = -0.5 * tf.reduce_sum(z**2, -1)
+        return tf.where(outside & (z[..., 0] > 0.5), tf.constant(-np.inf), log_p)
+
+    class Shrink(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                outside.assign(True)
+
+    model = _variational(target)
+    recorder = _Recorder()
+    with pytest.raises(NonFiniteLossError) as info:
+        model.fit(steps_per_epoch=10, verbose=0, callbacks=[recorder, Shrink(), StopOnNonFinite()])
+    message = str(info.value)
+    assert info.value.step == 5 and info.value.finding.bijector == "<target>", message
+    found = re.search(r"target log p~\(z\) at (\d+) of 64 finite flow samples", message)
+    assert found and 0 < int(found.group(1)) < 64, message
+    assert "(target)" in message  # the function's name
+    _assert_state(model, recorder.states[2])  # after step 3: what step 4 started from
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_variational_guard_with_no_finite_step_restores_the_initial_state():
+    model = _variational(lambda z: tf.fill(tf.shape(z)[:1], np.nan))
+    initial = [w.numpy() for w in model.weights]
+    with pytest.raises(NonFiniteLossError, match="No step had a finite loss") as info:
+        model.fit(steps_per_epoch=3, verbose=0, callbacks=[StopOnNonFinite()])
+    assert info.value.finding.bijector == "<target>"
+    assert "at 64 of 64 finite flow samples" in str(info.value)
+    for got, want in zip(model.get_weights(), initial, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
 def test_diverging_learning_rate_is_stopped_with_a_diagnosis(tmp_path):
     """No clamp and a huge learning rate: the loss overflows; the guard stops and names a layer."""
     model = DensityModel(

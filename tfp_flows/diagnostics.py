@@ -3,10 +3,11 @@
 * `find_first_nonfinite(flow, x)` runs the flow's data-to-latent pass (the `inverse` that
   `log_prob` runs) one bijector at a time and returns the first bijector whose output or
   log-determinant is not finite (a `NonFiniteFinding`), or `None`.
-* `StopOnNonFinite` is a Keras callback for `tfp_flows.keras.DensityModel.fit`. When the training
-  loss becomes NaN or inf it stops training, names the step and the bijector where the first
-  non-finite value appeared on the offending batch, puts back the last good weights and saves
-  them, and raises `NonFiniteLossError`.
+* `StopOnNonFinite` is a Keras callback for `tfp_flows.keras.DensityModel.fit` and
+  `VariationalModel.fit`. When the training loss becomes NaN or inf it stops training, names the
+  step and where the first non-finite value appeared (the bijector, on the offending batch; or the
+  target log-density, on the offending step's samples), puts back the last good weights and
+  optimizer state, saves the weights, and raises `NonFiniteLossError`.
 
 Example:
 
@@ -49,9 +50,11 @@ class NonFiniteFinding:
 
     Attributes:
       bijector: the bijector's name (`"<data>"` for the input itself, `"<base distribution>"`
-        for the base log-density of a finite latent).
-      kind: the bijector's class name.
-      where: `"input"`, `"inverse output"`, `"inverse log-det"` or `"base log-prob"`.
+        for the base log-density of a finite latent; for a `VariationalModel` step, `"<flow>"`
+        for its samples or their log-density, `"<target>"` for the target log-density).
+      kind: the bijector's class name (the flow's or target's, for `"<flow>"`/`"<target>"`).
+      where: `"input"`, `"inverse output"`, `"inverse log-det"` or `"base log-prob"`; for a
+        `VariationalModel` step, which quantity was not finite and at how many samples.
       path: the names of the enclosing chains, outermost first, ending with `bijector`.
       variables: names of the bijector's variables that hold NaN or inf (if any).
     """
@@ -63,6 +66,8 @@ class NonFiniteFinding:
     variables: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        if self.bijector in ("<flow>", "<target>"):  # a VariationalModel's step
+            return f"the {self.where} ({self.kind})"
         text = f"bijector {self.bijector!r} ({self.kind}), {self.where}"
         if self.variables:
             text += f"; non-finite variables: {', '.join(self.variables)}"
@@ -176,27 +181,36 @@ _PROBE_X, _PROBE_C = "_nonfinite_probe_x", "_nonfinite_probe_c"
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops `DensityModel.fit` at the first NaN or inf loss, names the layer, keeps good weights.
+    """Stops `fit` at the first NaN or inf loss, names the culprit, keeps the last good state.
 
-    After every batch it checks the logged losses (`monitor`, or every logged value). On a
-    non-finite one it:
+    Works with `DensityModel` and `VariationalModel`. After every batch it checks the logged
+    values (`monitor`, or every logged value). On a non-finite one it:
 
     1. names the step (counted from 1 over the whole `fit`), epoch and batch;
-    2. puts back the weights in effect at that step and runs `find_first_nonfinite` on the
-       offending batch, naming the first bijector whose output or log-det is not finite;
-    3. puts back the last good weights: those of the last step whose loss was finite (the
-       weights the model had *before* that step's update), or the initial weights if no step
-       was finite; and writes them to `filepath` (if given) atomically, through a temporary
-       file in the same directory;
+    2. puts back the state in effect at that step and looks for the culprit: for a
+       `DensityModel`, `find_first_nonfinite` on the offending batch names the first bijector
+       whose output or log-det is not finite; for a `VariationalModel`, the step's samples are
+       drawn again (same seed) and the finding says whether the flow's samples, their `log q`
+       or the target's `log p~` was not finite, and at how many samples; failing that, a
+       bijector whose variables hold NaN or inf;
+    3. puts back the last good state: the weights *and the optimizer's variables* (Adam's
+       moments, its step count) of the last step whose loss was finite, as they were *before*
+       that step's update, or the initial state if no step was finite; and writes the weights
+       to `filepath` (if given) atomically, through a temporary file in the same directory;
     4. stops training and raises `NonFiniteLossError` with the message (or, with
        `raise_error=False`, warns and keeps the message in `self.message`).
 
-    To see the offending batch, the callback wraps the model's `train_step` for the duration of
-    `fit` so the step also returns its batch (popped from the logs before other callbacks see
-    them, if this callback comes first in the list); the first `fit` with the callback, and the
-    first after it, re-trace the train step. It keeps two copies of the weights in memory, taken
-    after every batch by one compiled read. The optimizer's state is not restored: recompile
-    before resuming. With `steps_per_execution > 1`, a step is one execution.
+    Training can then resume with another `fit` call, from exactly the state the last finite
+    step started from (lower the learning rate first, or fix the data or target).
+
+    To see the offending batch, the callback wraps a `DensityModel`'s `train_step` for the
+    duration of `fit` so the step also returns its batch (popped from the logs before other
+    callbacks see them, if this callback comes first in the list); the first `fit` with the
+    callback, and the first after it, re-trace the train step. It keeps two copies of the
+    weights and optimizer variables in memory, taken after every batch by one compiled read.
+    With `steps_per_execution > 1`, a step is one execution of that many batches (the last
+    good state is the one before the last finite execution). Under a `tf.distribute`
+    strategy the snapshots are of the mirrored variables, so every replica is restored.
 
     Args:
       filepath: where to save the last good weights: a `.weights.h5` file (`save_weights`) or a
@@ -233,6 +247,8 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def _install(self, model):
         if self._original_train_step is not None or not hasattr(model, "flow"):
             return
+        if hasattr(model, "target_log_prob_fn"):  # VariationalModel: no data to probe
+            return
         original = model.train_step
 
         def train_step(data):
@@ -259,7 +275,11 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.step, self.epoch = 0, 0
         self.message = self.finding = None
-        self._variables = [w.value for w in self.model.weights]  # backing tf.Variables
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        tracked = [*self.model.weights, *(optimizer.variables if optimizer is not None else ())]
+        self._variables = [getattr(w, "value", w) for w in tracked]  # backing tf.Variables
         # One op call reads them all (reading ~50 variables one by one costs ~1 ms each).
         self._read = tf.function(lambda: [tf.identity(v) for v in self._variables])
         self._current = self._snapshot()  # the weights the next step starts from
@@ -293,12 +313,46 @@ class StopOnNonFinite(keras.callbacks.Callback):
         for v, value in zip(self._variables, values):
             v.assign(value)
 
+    def _variational_finding(self) -> NonFiniteFinding | None:
+        """Draws the failing step's samples again and says which quantity was not finite."""
+        model = self.model
+        seed = tf.stack([tf.constant(model.seed, tf.int32), model._draws.value + 1])
+        z, log_q = model.flow.experimental_sample_and_log_prob(model.num_samples, seed=seed)
+
+        def per_sample(t):
+            return np.isfinite(np.asarray(t)).reshape(model.num_samples, -1).all(-1)
+
+        target = model.target_log_prob_fn
+        name = getattr(target, "__name__", type(target).__name__)
+        checks = [("flow samples z", z), ("flow log q(z)", log_q)]
+        for where, value in checks:
+            finite = per_sample(value)
+            if not finite.all():
+                return NonFiniteFinding(
+                    "<flow>",
+                    type(model.flow).__name__,
+                    f"{where} at {int((~finite).sum())} of {model.num_samples} samples",
+                    ("<flow>",),
+                )
+        finite = per_sample(target(z))
+        if not finite.all():
+            return NonFiniteFinding(
+                "<target>",
+                name,
+                f"target log p~(z) at {int((~finite).sum())} of "
+                f"{model.num_samples} finite flow samples (is z outside its support?)",
+                ("<target>",),
+            )
+        return None
+
     def _stop(self, batch, bad_logs, x, c):
         model = self.model
         self._restore(self._current)  # the weights the failing step started from
         finding = None
         if x is not None:
             finding = find_first_nonfinite(model.flow, x, c)
+        elif hasattr(model, "target_log_prob_fn"):
+            finding = self._variational_finding()
         if finding is None:  # no batch, or the batch passes: look at the weights
             for bijector in flow_factories.flow_bijectors(model.flow):
                 if _bad_variables(bijector):
@@ -323,16 +377,18 @@ class StopOnNonFinite(keras.callbacks.Callback):
         if self._good is not None:
             self._restore(self._good)
             message += (
-                f" The last good weights (those step {self.step - 1}, the last step with a "
-                "finite loss, started from) "
+                f" The last good weights and optimizer state (those step {self.step - 1}, the "
+                "last step with a finite loss, started from) "
             )
         else:
-            message += " No step had a finite loss; the weights training started from "
+            message += (
+                " No step had a finite loss; the weights and optimizer state training started from "
+            )
         message += "were restored"
         if self.filepath is not None:
             _atomic_save(model, self.filepath)
-            message += f" and saved to {self.filepath}"
-        message += " (recompile to reset the optimizer before resuming)."
+            message += f" and the weights saved to {self.filepath}"
+        message += "; `fit` resumes from there."
         self.message, self.finding = message, finding
         model.stop_training = True
         self._uninstall()

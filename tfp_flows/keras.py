@@ -462,5 +462,7 @@ class VariationalModel(_FlowModel):
             if steps_per_epoch is None:
                 raise ValueError("With no data, `fit` needs `steps_per_epoch`.")
             x = tf.data.Dataset.from_tensors(tf.zeros([1])).repeat()
+        if steps_per_epoch is not None:  # Keras would loop forever on the endless dataset
+            steps_per_epoch = check.integer(steps_per_epoch, "steps_per_epoch")
         kwargs.setdefault("shuffle", False)
         return super().fit(x, *args, steps_per_epoch=steps_per_epoch, **kwargs)
