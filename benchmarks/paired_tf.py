@@ -1,0 +1,194 @@
+"""tfp_flows vs TFP's MAF in one process, both XLA-compiled, timed in alternating rounds.
+
+    python benchmarks/paired_tf.py                  # cases C, A, B; 9 rounds
+    python benchmarks/paired_tf.py --case B --rounds 5
+
+`run.py` gives each library its own process, as a user would run it. On a shared 2-core machine
+the speed of a process can drift by tens of per cent for its whole life (which core, what else
+runs), so two processes a minute apart can disagree more than two libraries do. Here both flows
+live in one process and are timed round by round, alternating which goes first, so drift hits
+both alike; the figure that matters is the median over rounds of the per-round ratio TFP / ours.
+
+Same models, data, optimizer (Keras Adam 1e-3) and thread settings (2 intra-op, 1 inter-op) as
+`run.py`'s MAF cases; writes `benchmarks/paired_tf.md` and `.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+from _worker import _tf_setup, _tfp_builtin_maf  # noqa: E402
+from run import CASES  # noqa: E402
+
+
+def _block(fn, arg, n):
+    start = time.perf_counter()
+    for _ in range(n):
+        out = fn(arg)
+    out.numpy()
+    return (time.perf_counter() - start) / n
+
+
+def _calls(fn, arg, min_time):
+    """Calls per block so that a block lasts about `min_time` (at least one)."""
+    return max(1, round(min_time / _block(fn, arg, 1)))
+
+
+def run_case(tf, name, cfg, rounds, min_time):
+    import keras
+
+    from tfp_flows import flows
+
+    dim, hidden, batch, layers = cfg["dim"], cfg["hidden"], cfg["batch"], 5  # 5 MADEs, as run.py
+    x = tf.random.stateless_normal([batch, dim], seed=[0, 1])
+    seed = tf.constant([3, 4], tf.int32)
+    models = {
+        "tfp_flows": flows.maf(dim, num_layers=layers, hidden_units=(hidden, hidden)),
+        "TFP": _tfp_builtin_maf(tf, dim, hidden, layers),
+    }
+    fns = {}
+    for lib, dist in models.items():
+        dist.log_prob(x)
+        variables = list(dist.trainable_variables)
+        optimizer = keras.optimizers.Adam(1e-3)
+        optimizer.build(variables)
+
+        def step(x, dist=dist, variables=variables, optimizer=optimizer):
+            with tf.GradientTape() as tape:
+                loss = -tf.reduce_mean(dist.log_prob(x))
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss
+
+        fns[lib] = {
+            "step": (tf.function(step, jit_compile=True), x),
+            "sample": (
+                tf.function(
+                    lambda s, dist=dist: dist.sample(cfg["sample_n"], seed=s), jit_compile=True
+                ),
+                seed,
+            ),
+        }
+    times = {lib: {"step": [], "sample": []} for lib in models}
+    for what in ("step", "sample"):
+        calls = {}
+        for lib in models:
+            fn, arg = fns[lib][what]
+            _block(fn, arg, 1)  # trace and compile
+            calls[lib] = _calls(fn, arg, min_time)
+        n = max(calls.values())  # the same number of calls for both
+        order = list(models)
+        for r in range(rounds):
+            for lib in order if r % 2 == 0 else order[::-1]:
+                fn, arg = fns[lib][what]
+                times[lib][what].append(_block(fn, arg, n))
+        print(
+            f"case {name} {what}: "
+            + ", ".join(
+                f"{lib} {statistics.median(times[lib][what]) * 1e3:.2f} ms" for lib in models
+            ),
+            flush=True,
+        )
+    result = {"case": name, "config": cfg, "rounds": rounds}
+    for what in ("step", "sample"):
+        ours, theirs = times["tfp_flows"][what], times["TFP"][what]
+        ratios = [t / o for o, t in zip(ours, theirs)]
+        result[what] = {
+            "tfp_flows_ms": [t * 1e3 for t in ours],
+            "TFP_ms": [t * 1e3 for t in theirs],
+            "tfp_flows_median_ms": statistics.median(ours) * 1e3,
+            "TFP_median_ms": statistics.median(theirs) * 1e3,
+            "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+        }
+    return result
+
+
+def render(results, meta) -> str:
+    lines = [
+        "# tfp_flows vs TFP's MAF, one process, alternating rounds (XLA both)",
+        "",
+        f"Command: `{meta['command']}` ({meta['wall_min']:.1f} min). Machine: {meta['machine']}; "
+        f"TF {meta['tf']}, TFP {meta['tfp']}, Keras {meta['keras']}; 2 intra-op, 1 inter-op "
+        f"threads; 1-minute load average {meta['load'][0]:.1f}-{meta['load'][1]:.1f} during the "
+        "run.",
+        "",
+        "Each round times a block of calls of each flow (same number of calls, about "
+        f"{meta['min_time']} s), alternating which goes first. Cells: median over "
+        f"{meta['rounds']} rounds; ratio = TFP time / tfp_flows time in the same round, median "
+        "(min-max) over rounds (> 1: tfp_flows is faster). Step = forward + backward + Adam; "
+        "sample = 512 points (D sequential passes for both MAFs).",
+        "",
+        "| case | step: tfp_flows | step: TFP | step ratio | sample: tfp_flows | sample: TFP "
+        "| sample ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        cfg = r["config"]
+        cells = [f"{r['case']} (D={cfg['dim']}, H={cfg['hidden']}, batch {cfg['batch']})"]
+        for what in ("step", "sample"):
+            s = r[what]
+            cells += [
+                f"{s['tfp_flows_median_ms']:.3g} ms",
+                f"{s['TFP_median_ms']:.3g} ms",
+                f"**{s['ratio_median']:.2f}x** ({s['ratio_min']:.2f}-{s['ratio_max']:.2f})",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--case", default="C,A,B", help="MAF cases of run.py (C, A, B)")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--min-time", type=float, default=0.3, help="seconds per block")
+    parser.add_argument("--out", default=os.path.join(HERE, "paired_tf"), help="path stem")
+    args = parser.parse_args(argv)
+    cases = [c.strip() for c in args.case.split(",") if c.strip()]
+    for c in cases:
+        if c not in CASES or CASES[c].get("flow") != "maf":
+            raise SystemExit(f"--case: {c!r} is not a MAF case of run.py (C, A or B)")
+    tf = _tf_setup(2)
+    import keras
+    import tensorflow_probability as tfp
+
+    start, loads = time.perf_counter(), [os.getloadavg()[0]]
+    results = []
+    for c in cases:
+        results.append(run_case(tf, c, CASES[c], args.rounds, args.min_time))
+        loads.append(os.getloadavg()[0])
+    machine = "unknown CPU"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        machine = f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} CPUs"
+    meta = {
+        "command": "python benchmarks/paired_tf.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "wall_min": (time.perf_counter() - start) / 60,
+        "machine": machine,
+        "tf": tf.__version__,
+        "tfp": tfp.__version__,
+        "keras": keras.__version__,
+        "load": (min(loads), max(loads)),
+        "rounds": args.rounds,
+        "min_time": args.min_time,
+    }
+    with open(args.out + ".json", "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    with open(args.out + ".md", "w") as f:
+        f.write(render(results, meta))
+    print(render(results, meta))
+
+
+if __name__ == "__main__":
+    main()
