@@ -177,13 +177,17 @@ def test_conditional_maf():
         dist.log_prob(y)
 
 
-def test_forward_compiles_under_xla_with_a_static_trip_count():
-    maf = MaskedAutoregressiveFlow(_made("float32"))
-    x = _points(dtype=tf.float32)
+@pytest.mark.parametrize("d,loops", [(4, 0), (40, 8)])
+def test_forward_compiles_under_xla_with_static_trip_counts(d, loops):
+    """D = 4: four one-pass blocks, unrolled; D = 40: eight blocks of five passes, eight loops."""
+    made = MADE(d, (8, 8), dtype="float32")
+    perturb_variables(_Holder(made), 0.4, seed=2)
+    maf = MaskedAutoregressiveFlow(made)
+    x = tf.constant(np.random.default_rng(0).normal(size=(5, d)), tf.float32)
     fwd = tf.function(lambda t: maf.forward(t), jit_compile=True)
-    np.testing.assert_allclose(fwd(x), maf.forward(tf.identity(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fwd(x), maf.forward(tf.identity(x)), rtol=1e-5, atol=1e-5)
     text = fwd.experimental_get_compiler_ir(x)(stage="hlo")
-    assert "while" in text
+    assert text.count(" while(") == loops, text.count(" while(")
 
 
 def test_wrong_shapes_raise():
@@ -197,3 +201,62 @@ def test_wrong_shapes_raise():
         MaskedAutoregressiveFlow(MADE(D, (8,), num_params=3))
     with pytest.raises(ValueError, match="log_scale_clamp"):
         MaskedAutoregressiveFlow(MADE(D, (8,)), log_scale_clamp=0.0)
+
+
+@pytest.mark.parametrize("d", [1, 3, 17])
+@pytest.mark.parametrize("hidden_degrees", ["equal", "random"])
+@pytest.mark.parametrize("conditional_size,transformer", [(None, "affine"), (3, "spline")])
+def test_blocked_sampling_passes_equal_full_passes(
+    d, hidden_degrees, conditional_size, transformer
+):
+    """The forward's blocks of cut-down networks give what D passes of the full MADE give."""
+    num_params = 2 if transformer == "affine" else 3 * 8 - 1
+    made = MADE(
+        d,
+        (7, 5),
+        num_params,
+        input_order="random",
+        hidden_degrees=hidden_degrees,
+        conditional_size=conditional_size,
+        seed=1,
+        dtype="float64",
+    )
+    perturb_variables(_Holder(made), 0.4, seed=2)
+    maf = MaskedAutoregressiveFlow(made, transformer=transformer)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(6, d)))
+    kwargs = {}
+    if conditional_size:
+        kwargs["conditional"] = tf.constant(rng.normal(size=(6, conditional_size)))
+    plan = made.sequential_plan(8)
+    assert sum(passes for passes, _ in plan) == d and len(plan) == min(d, 8)
+    assert all(u >= 1 for _, units in plan for u in units)
+    assert plan[-1][1] == ((7, 5) if d > 1 else (1, 1))  # D = 1: its output sees no unit
+    y, log_det = maf._forward_and_log_det(x, **kwargs)
+    maf._SEQUENTIAL_BLOCKS = 1  # one block: the full network in every pass
+    y_full, log_det_full = maf._forward_and_log_det(x, **kwargs)
+    np.testing.assert_allclose(y, y_full, atol=1e-12)
+    np.testing.assert_allclose(log_det, log_det_full, atol=1e-12)
+    x_back, inverse_log_det = maf._inverse_and_log_det(y, **kwargs)  # one full pass
+    np.testing.assert_allclose(x_back, x, atol=1e-10)
+    np.testing.assert_allclose(inverse_log_det, -log_det, atol=1e-10)
+
+
+def test_sequential_weights_relabel_the_units_and_a_cut_network_is_exact_where_needed():
+    made = MADE(5, (9, 6), hidden_degrees="random", input_order="random", seed=3, dtype="float64")
+    perturb_variables(_Holder(made), 0.4, seed=4)
+    x = tf.constant(np.random.default_rng(1).normal(size=(4, 5)))
+    weights = made.sequential_weights()
+    np.testing.assert_allclose(made(x, weights=weights), made(x), atol=1e-12)
+    full, end = made(x), 0
+    for passes, units in made.sequential_plan(3):
+        end += passes  # this block's passes need the outputs of degree <= end
+        cut = made(x, weights=made.truncated_weights(weights, units))
+        assert cut.shape == full.shape
+        needed = made.input_order <= end
+        np.testing.assert_allclose(
+            tf.boolean_mask(cut, needed, axis=1), tf.boolean_mask(full, needed, axis=1), atol=1e-12
+        )
+        if end < 5:  # the cut network is smaller, so some later outputs differ
+            assert units != made.hidden_units
+            assert np.abs(tf.boolean_mask(cut - full, ~needed, axis=1)).max() > 1e-6

@@ -54,6 +54,8 @@ class MADE(keras.layers.Layer):
     Call:
       `made(x, conditional=None)` with `x` of shape `[..., D]` and `conditional` of shape
       `[..., C]` (leading dims broadcast with those of `x`); returns `[..., D, num_params]`.
+      `weights=(kernels, biases)` replaces the layer's masked weights (the sequential passes
+      of a MAF use `sequential_weights`, `sequential_plan` and `truncated_weights`).
 
     References:
       Germain et al. (2015), MADE: Masked Autoencoder for Distribution Estimation,
@@ -145,17 +147,79 @@ class MADE(keras.layers.Layer):
             self._kernel_masks.append(tf.constant(mask, dtype=self.compute_dtype))
 
     def masked_kernels(self) -> list[tf.Tensor]:
-        """The kernels times their masks, what each layer multiplies by.
-
-        A MAF's sampling loop computes them once and passes them to every pass
-        (`made(x, masked_kernels=...)`) instead of masking `D` times.
-        """
+        """The kernels times their masks, what each layer multiplies by."""
         return [
             tf.cast(kernel, self.compute_dtype) * mask
             for kernel, mask in zip(self._kernels, self._kernel_masks)
         ]
 
-    def call(self, x, conditional=None, masked_kernels=None):
+    # -- sequential (autoregressive) evaluation: a MAF's sampling, an IAF's density ------------
+    #
+    # Pass j (0-based) of the D passes needs exact outputs only for the dimension of degree
+    # j + 1; those depend on hidden units of degree <= j alone. With each hidden layer's units
+    # sorted by degree, the passes up to degree `end` can run a network cut to the first
+    # `units[l]` units of each layer: the same function on the outputs of degree <= `end`, at a
+    # fraction of the FLOPs (about 2.3x fewer over all D passes with 8 blocks and equal degrees).
+
+    def sequential_weights(self) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """`(kernels, biases)`, masked, with each hidden layer's units sorted by degree.
+
+        A relabelling of the hidden units: `made(x, weights=made.sequential_weights())` equals
+        `made(x)`. "equal" degrees are sorted already; "random" ones are gathered once.
+        """
+        kernels = self.masked_kernels()
+        biases = [tf.cast(b, self.compute_dtype) for b in self._biases]
+        c = self.conditional_size or 0
+        for i, degrees in enumerate(self.degrees[1:]):
+            if np.all(np.diff(degrees) >= 0):
+                continue
+            perm = np.argsort(degrees, kind="stable")
+            kernels[i] = tf.gather(kernels[i], perm, axis=1)
+            biases[i] = tf.gather(biases[i], perm)
+            rows = np.concatenate([perm, np.arange(len(perm), len(perm) + c)])
+            kernels[i + 1] = tf.gather(kernels[i + 1], rows, axis=0)
+        return kernels, biases
+
+    def sequential_plan(self, max_blocks: int = 8) -> list[tuple[int, tuple[int, ...]]]:
+        """Splits the `D` sequential passes into at most `max_blocks` blocks of smaller networks.
+
+        Returns `[(passes, units), ...]` in order: the block's number of passes and, per hidden
+        layer, how many of the degree-sorted units it needs (those of degree below the block's
+        last output degree; at least one).
+        """
+        d = self.event_size
+        ends = sorted({max(1, round(d * b / max_blocks)) for b in range(1, max_blocks + 1)})
+        plan, start = [], 0
+        sorted_degrees = [np.sort(degrees) for degrees in self.degrees[1:]]
+        for end in ends:
+            units = tuple(
+                max(1, int(np.searchsorted(degrees, end - 1, side="right")))
+                for degrees in sorted_degrees
+            )
+            plan.append((end - start, units))
+            start = end
+        return plan
+
+    def truncated_weights(self, weights, units) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """`weights` (from `sequential_weights`) cut to the first `units[l]` units per layer."""
+        kernels, biases = weights
+        c = self.conditional_size or 0
+        cut_k, cut_b, previous = [], [], None
+        for i, (kernel, bias) in enumerate(zip(kernels, biases)):
+            if previous is not None:  # rows: the kept units of the layer below, then the condition
+                below = self.hidden_units[i - 1]
+                kernel = (
+                    kernel[:previous]
+                    if c == 0
+                    else tf.concat([kernel[:previous], kernel[below:]], 0)
+                )
+            if i < len(units):
+                kernel, bias, previous = kernel[:, : units[i]], bias[: units[i]], units[i]
+            cut_k.append(kernel)
+            cut_b.append(bias)
+        return cut_k, cut_b
+
+    def call(self, x, conditional=None, weights=None):
         x = tf.convert_to_tensor(x, dtype=self.compute_dtype)
         d = self.event_size
         if x.shape.rank is None or x.shape.rank < 1 or x.shape[-1] != d:
@@ -195,9 +259,8 @@ class MADE(keras.layers.Layer):
         lead_shape = x.shape[:-1].as_list() if static_lead else tf.shape(x)[:-1]
         h = x if x.shape.rank == 2 else tf.reshape(x, [-1, d])
         last = len(self._kernels) - 1
-        if masked_kernels is None:
-            masked_kernels = [k * m for k, m in zip(self._kernels, self._kernel_masks)]
-        for i, (kernel, bias) in enumerate(zip(masked_kernels, self._biases)):
+        kernels, biases = (self.masked_kernels(), self._biases) if weights is None else weights
+        for i, (kernel, bias) in enumerate(zip(kernels, biases)):
             if conditional is not None:
                 h = tf.concat([h, conditional], axis=-1)
             h = tf.nn.bias_add(tf.matmul(h, kernel), bias)
