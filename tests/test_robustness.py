@@ -155,10 +155,13 @@ class _Recorder(keras.callbacks.Callback):
 
 
 def _assert_state(model, state):
+    """Weights and optimizer variables equal `state`; a VariationalModel's draw counter aside."""
     weights, optimizer = state
     assert len(model.optimizer.variables) == len(optimizer) > len(model.trainable_variables)
-    for got, want in zip([w.numpy() for w in model.weights], weights, strict=True):
-        np.testing.assert_array_equal(got, want)
+    draws = getattr(model, "_draws", None)
+    for w, want in zip(model.weights, weights, strict=True):
+        if w is not draws:
+            np.testing.assert_array_equal(w.numpy(), want)
     for got, want in zip([v.numpy() for v in model.optimizer.variables], optimizer, strict=True):
         np.testing.assert_array_equal(got, want)
 
@@ -205,7 +208,7 @@ def test_stop_restores_the_optimizer_so_fit_resumes_exactly(steps_per_execution)
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
-def _variational(target, num_samples=64):
+def _variational(target, num_samples=64, jit_compile=False):
     from tfp_flows.keras import VariationalModel
 
     model = VariationalModel(
@@ -214,44 +217,54 @@ def _variational(target, num_samples=64):
         target_log_prob_fn=target,
         num_samples=num_samples,
     )
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
     return model
 
 
-def test_variational_guard_names_the_target_and_restores_the_state():
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_variational_guard_names_the_target_and_restores_the_state(jit_compile):
     outside = tf.Variable(False)  # after step 4 the target's support shrinks to z_0 <= 0.5
+    seen = tf.Variable(-1)  # how many samples the target refused in the latest step
 
     def target(z):
         log_p = -0.5 * tf.reduce_sum(z**2, -1)
-        return tf.where(outside & (z[..., 0] > 0.5), tf.constant(-np.inf), log_p)
+        refused = outside & (z[..., 0] > 0.5)
+        seen.assign(tf.reduce_sum(tf.cast(refused, tf.int32)))
+        return tf.where(refused, tf.constant(-np.inf), log_p)
 
     class Shrink(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if batch == 3:
                 outside.assign(True)
 
-    model = _variational(target)
+    model = _variational(target, jit_compile=jit_compile)
     recorder = _Recorder()
     with pytest.raises(NonFiniteLossError) as info:
         model.fit(steps_per_epoch=10, verbose=0, callbacks=[recorder, Shrink(), StopOnNonFinite()])
     message = str(info.value)
     assert info.value.step == 5 and info.value.finding.bijector == "<target>", message
     found = re.search(r"target log p~\(z\) at (\d+) of 64 finite flow samples", message)
-    assert found and 0 < int(found.group(1)) < 64, message
+    # The count is that of the failing step's own samples (counted in the step, not redrawn).
+    assert found and int(found.group(1)) == int(seen.numpy()) > 0, (message, int(seen.numpy()))
     assert "(target)" in message  # the function's name
     _assert_state(model, recorder.states[2])  # after step 3: what step 4 started from
+    assert int(model._draws.numpy()) == 5  # not rewound: a resumed fit draws new samples
     assert all(np.isfinite(w).all() for w in model.get_weights())
+    outside.assign(False)
+    history = model.fit(steps_per_epoch=2, verbose=0).history  # resumes; the probe is gone
+    assert model._count_nonfinite is False and sorted(history) == ["elbo", "ess", "log_z"]
+    assert np.isfinite(history["elbo"]).all()
 
 
 def test_variational_guard_with_no_finite_step_restores_the_initial_state():
     model = _variational(lambda z: tf.fill(tf.shape(z)[:1], np.nan))
-    initial = [w.numpy() for w in model.weights]
+    initial = [v.numpy() for v in model.trainable_variables]
     with pytest.raises(NonFiniteLossError, match="No step had a finite loss") as info:
         model.fit(steps_per_epoch=3, verbose=0, callbacks=[StopOnNonFinite()])
     assert info.value.finding.bijector == "<target>"
     assert "at 64 of 64 finite flow samples" in str(info.value)
-    for got, want in zip(model.get_weights(), initial, strict=True):
-        np.testing.assert_array_equal(got, want)
+    for v, want in zip(model.trainable_variables, initial, strict=True):
+        np.testing.assert_array_equal(v.numpy(), want)
     assert int(model.optimizer.iterations.numpy()) == 0
 
 

@@ -178,6 +178,7 @@ def find_first_nonfinite(flow, x, conditional=None) -> NonFiniteFinding | None:
 
 
 _PROBE_X, _PROBE_C = "_nonfinite_probe_x", "_nonfinite_probe_c"
+_PROBE_COUNTS = "_nonfinite_probe_counts"  # what VariationalModel's step logs when asked
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -189,10 +190,11 @@ class StopOnNonFinite(keras.callbacks.Callback):
     1. names the step (counted from 1 over the whole `fit`), epoch and batch;
     2. puts back the state in effect at that step and looks for the culprit: for a
        `DensityModel`, `find_first_nonfinite` on the offending batch names the first bijector
-       whose output or log-det is not finite; for a `VariationalModel`, the step's samples are
-       drawn again (same seed) and the finding says whether the flow's samples, their `log q`
-       or the target's `log p~` was not finite, and at how many samples; failing that, a
-       bijector whose variables hold NaN or inf;
+       whose output or log-det is not finite (failing that, a bijector whose variables hold NaN
+       or inf); for a `VariationalModel`, a bijector with NaN or inf variables, else whether
+       the step's own samples, their `log q` or the target's `log p~` were not finite, and at
+       how many samples (the step counts them itself while this callback watches, so the
+       counts are exact under XLA too);
     3. puts back the last good state: the weights *and the optimizer's variables* (Adam's
        moments, its step count) of the last step whose loss was finite, as they were *before*
        that step's update, or the initial state if no step was finite; and writes the weights
@@ -201,7 +203,8 @@ class StopOnNonFinite(keras.callbacks.Callback):
        `raise_error=False`, warns and keeps the message in `self.message`).
 
     Training can then resume with another `fit` call, from exactly the state the last finite
-    step started from (lower the learning rate first, or fix the data or target).
+    step started from (lower the learning rate first, or fix the data or target). A
+    `VariationalModel`'s sample counter is not rewound, so the resumed `fit` draws new samples.
 
     To see the offending batch, the callback wraps a `DensityModel`'s `train_step` for the
     duration of `fit` so the step also returns its batch (popped from the logs before other
@@ -209,7 +212,8 @@ class StopOnNonFinite(keras.callbacks.Callback):
     callback, and the first after it, re-trace the train step. It keeps two copies of the
     weights and optimizer variables in memory, taken after every batch by one compiled read.
     With `steps_per_execution > 1`, a step is one execution of that many batches (the last
-    good state is the one before the last finite execution). Under a `tf.distribute`
+    good state is the one before the last finite execution; a `VariationalModel`'s counts are
+    those of the execution's last step). Under a `tf.distribute`
     strategy the snapshots are of the mirrored variables, so every replica is restored.
 
     Args:
@@ -247,7 +251,10 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def _install(self, model):
         if self._original_train_step is not None or not hasattr(model, "flow"):
             return
-        if hasattr(model, "target_log_prob_fn"):  # VariationalModel: no data to probe
+        if hasattr(model, "target_log_prob_fn"):  # VariationalModel: no data to probe;
+            model._count_nonfinite = True  # its step counts its own non-finite samples
+            model.train_function = None
+            self._original_train_step = "variational"
             return
         original = model.train_step
 
@@ -266,6 +273,8 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def _uninstall(self):
         if self._original_train_step is None:
             return
+        if self._original_train_step == "variational":
+            self.model._count_nonfinite = False
         self.model.__dict__.pop("train_step", None)
         self.model.train_function = None
         self._original_train_step = None
@@ -278,7 +287,11 @@ class StopOnNonFinite(keras.callbacks.Callback):
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        tracked = [*self.model.weights, *(optimizer.variables if optimizer is not None else ())]
+        # Not VariationalModel's draw counter: a resumed fit must draw new samples, not the
+        # failing step's again.
+        draws = getattr(self.model, "_draws", None)
+        weights = [w for w in self.model.weights if w is not draws]
+        tracked = [*weights, *(optimizer.variables if optimizer is not None else ())]
         self._variables = [getattr(w, "value", w) for w in tracked]  # backing tf.Variables
         # One op call reads them all (reading ~50 variables one by one costs ~1 ms each).
         self._read = tf.function(lambda: [tf.identity(v) for v in self._variables])
@@ -289,7 +302,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        for key in (_PROBE_X, _PROBE_C):
+        for key in (_PROBE_X, _PROBE_C, _PROBE_COUNTS):
             (logs or {}).pop(key, None)
 
     def on_train_end(self, logs=None):
@@ -298,13 +311,14 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         logs = logs if logs is not None else {}
         x, c = logs.pop(_PROBE_X, None), logs.pop(_PROBE_C, None)
+        counts = logs.pop(_PROBE_COUNTS, None)
         self.step += 1
         checked = {k: v for k, v in logs.items() if self.monitor is None or k in self.monitor}
         if all(_all_finite(v) for v in checked.values()):
             self._good, self._current = self._current, self._snapshot()
             return
         bad = sorted(k for k, v in checked.items() if not _all_finite(v))
-        self._stop(batch, bad, x, c)
+        self._stop(batch, bad, x, c, counts)
 
     def _snapshot(self) -> list[tf.Tensor]:
         return self._read()
@@ -313,69 +327,79 @@ class StopOnNonFinite(keras.callbacks.Callback):
         for v, value in zip(self._variables, values):
             v.assign(value)
 
-    def _variational_finding(self) -> NonFiniteFinding | None:
-        """Draws the failing step's samples again and says which quantity was not finite."""
+    def _variational_finding(self, counts) -> NonFiniteFinding | None:
+        """What the failing step's own samples held: counted inside the step, so exact."""
         model = self.model
-        seed = tf.stack([tf.constant(model.seed, tf.int32), model._draws.value + 1])
-        z, log_q = model.flow.experimental_sample_and_log_prob(model.num_samples, seed=seed)
-
-        def per_sample(t):
-            return np.isfinite(np.asarray(t)).reshape(model.num_samples, -1).all(-1)
-
-        target = model.target_log_prob_fn
-        name = getattr(target, "__name__", type(target).__name__)
-        checks = [("flow samples z", z), ("flow log q(z)", log_q)]
-        for where, value in checks:
-            finite = per_sample(value)
-            if not finite.all():
-                return NonFiniteFinding(
-                    "<flow>",
-                    type(model.flow).__name__,
-                    f"{where} at {int((~finite).sum())} of {model.num_samples} samples",
-                    ("<flow>",),
-                )
-        finite = per_sample(target(z))
-        if not finite.all():
+        n = model.num_samples
+        bad_z, bad_q, bad_p = (int(v) for v in np.asarray(counts).reshape(-1)[:3])
+        flow_kind = type(model.flow).__name__.lstrip("_")
+        if bad_z:
+            return NonFiniteFinding(
+                "<flow>", flow_kind, f"flow samples z at {bad_z} of {n} samples", ("<flow>",)
+            )
+        if bad_q:
+            return NonFiniteFinding(
+                "<flow>", flow_kind, f"flow log q(z) at {bad_q} of {n} samples", ("<flow>",)
+            )
+        if bad_p:
+            target = model.target_log_prob_fn
             return NonFiniteFinding(
                 "<target>",
-                name,
-                f"target log p~(z) at {int((~finite).sum())} of "
-                f"{model.num_samples} finite flow samples (is z outside its support?)",
+                getattr(target, "__name__", type(target).__name__),
+                f"target log p~(z) at {bad_p} of {n} finite flow samples (is z outside its "
+                "support?)",
                 ("<target>",),
             )
         return None
 
-    def _stop(self, batch, bad_logs, x, c):
+    def _variables_finding(self) -> NonFiniteFinding | None:
+        for bijector in flow_factories.flow_bijectors(self.model.flow):
+            if _bad_variables(bijector):
+                return NonFiniteFinding(
+                    bijector.name,
+                    type(bijector).__name__,
+                    "variables",
+                    (bijector.name,),
+                    _bad_variables(bijector),
+                )
+        return None
+
+    def _diagnose(self, x, c, counts) -> NonFiniteFinding | None:
         model = self.model
+        if hasattr(model, "target_log_prob_fn"):  # weights first: NaN weights make NaN samples
+            finding = self._variables_finding()
+            if finding is None and counts is not None:
+                finding = self._variational_finding(counts)
+            return finding
+        finding = find_first_nonfinite(model.flow, x, c) if x is not None else None
+        return finding if finding is not None else self._variables_finding()
+
+    def _stop(self, batch, bad_logs, x, c, counts=None):
+        model = self.model
+        variational = hasattr(model, "target_log_prob_fn")
         self._restore(self._current)  # the weights the failing step started from
-        finding = None
-        if x is not None:
-            finding = find_first_nonfinite(model.flow, x, c)
-        elif hasattr(model, "target_log_prob_fn"):
-            finding = self._variational_finding()
-        if finding is None:  # no batch, or the batch passes: look at the weights
-            for bijector in flow_factories.flow_bijectors(model.flow):
-                if _bad_variables(bijector):
-                    finding = NonFiniteFinding(
-                        bijector.name,
-                        type(bijector).__name__,
-                        "variables",
-                        (bijector.name,),
-                        _bad_variables(bijector),
-                    )
-                    break
-        where = (
-            f"first non-finite value in {finding}"
-            if finding is not None
-            else "no single bijector's output or log-det is non-finite (the loss's sum "
-            "overflowed, or the non-finite value is in the gradient)"
-        )
+        try:
+            finding = self._diagnose(x, c, counts)
+        finally:  # whatever the diagnosis does, the model ends with the last good state
+            if self._good is not None:
+                self._restore(self._good)
+        if finding is not None:
+            where = f"first non-finite value in {finding}"
+        elif variational:
+            where = (
+                "the step's samples, their log q and the target's log p~ were all finite (the "
+                "loss's mean overflowed, or the non-finite value is in the gradient)"
+            )
+        else:
+            where = (
+                "no single bijector's output or log-det is non-finite (the loss's sum "
+                "overflowed, or the non-finite value is in the gradient)"
+            )
         message = (
             f"non-finite {', '.join(bad_logs)} at step {self.step} (epoch {self.epoch + 1}, "
             f"batch {batch + 1}): {where}."
         )
         if self._good is not None:
-            self._restore(self._good)
             message += (
                 f" The last good weights and optimizer state (those step {self.step - 1}, the "
                 "last step with a finite loss, started from) "

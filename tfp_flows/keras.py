@@ -350,6 +350,16 @@ def _finite_check(*batch):
     return checked if len(checked) > 1 else checked[0]
 
 
+def _nonfinite_counts(z, log_q, log_w):
+    """Samples whose z, else log q, else log p~ (through log w) is NaN or inf: int32 `[3]`."""
+    n = tf.shape(log_q)[0]
+    finite_z = tf.reduce_all(tf.math.is_finite(tf.reshape(z, [n, -1])), axis=-1)
+    finite_q = finite_z & tf.math.is_finite(log_q)
+    finite_p = finite_q & tf.math.is_finite(log_w)
+    bad = [~finite_z, finite_z & ~finite_q, finite_q & ~finite_p]
+    return tf.stack([tf.reduce_sum(tf.cast(b, tf.int32)) for b in bad])
+
+
 @keras.saving.register_keras_serializable(package="tfp_flows")
 class VariationalModel(_FlowModel):
     """A flow fitted to an unnormalised log-density by reverse KL with `model.fit`.
@@ -384,6 +394,7 @@ class VariationalModel(_FlowModel):
         self.num_samples = check.integer(num_samples, "num_samples")
         self.seed = int(seed)
         self._draws = keras.Variable(0, dtype="int32", trainable=False, name="sample_draws")
+        self._count_nonfinite = False  # set by diagnostics.StopOnNonFinite while it watches
         self._metrics = [keras.metrics.Mean(name=n) for n in ("elbo", "log_z", "ess")]
         # With no data, ActNorm has nothing to initialise from: it starts as the identity and
         # trains as an ordinary per-channel affine layer.
@@ -436,13 +447,16 @@ class VariationalModel(_FlowModel):
     def train_step(self, data):
         seed = self._next_seed()
         with tf.GradientTape() as tape:
-            _, _, log_w = sample_and_log_weights(
+            z, log_q, log_w = sample_and_log_weights(
                 self.flow, self.target_log_prob_fn, self.num_samples, seed=seed
             )
             loss = -tf.reduce_mean(log_w)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(loss, [v.value for v in variables]), variables)
-        return self._step_metrics(log_w)
+        logs = self._step_metrics(log_w)
+        if self._count_nonfinite:
+            logs["_nonfinite_probe_counts"] = _nonfinite_counts(z, log_q, log_w)
+        return logs
 
     def test_step(self, data):
         seed = self._next_seed()

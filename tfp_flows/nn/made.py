@@ -175,7 +175,10 @@ class MADE(keras.layers.Layer):
                 continue
             perm = np.argsort(degrees, kind="stable")
             kernels[i] = tf.gather(kernels[i], perm, axis=1)
-            biases[i] = tf.gather(biases[i], perm)
+            # A gather straight on a variable would give it a sparse (IndexedSlices) gradient;
+            # a product with the permutation matrix keeps every gradient dense.
+            permutation = tf.constant(np.eye(len(perm))[:, perm], dtype=biases[i].dtype)
+            biases[i] = tf.linalg.matvec(permutation, biases[i], transpose_a=True)
             rows = np.concatenate([perm, np.arange(len(perm), len(perm) + c)])
             kernels[i + 1] = tf.gather(kernels[i + 1], rows, axis=0)
         return kernels, biases
@@ -187,6 +190,7 @@ class MADE(keras.layers.Layer):
         layer, how many of the degree-sorted units it needs (those of degree below the block's
         last output degree; at least one).
         """
+        max_blocks = check.integer(max_blocks, "max_blocks")
         d = self.event_size
         ends = sorted({max(1, round(d * b / max_blocks)) for b in range(1, max_blocks + 1)})
         plan, start = [], 0
