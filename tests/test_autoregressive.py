@@ -276,3 +276,22 @@ def test_blocked_forward_gives_every_variable_a_dense_finite_gradient():
     for v, g in zip(maf.trainable_variables, grads):
         assert isinstance(g, tf.Tensor), (v.name, type(g).__name__)
         assert np.isfinite(g.numpy()).all() and np.abs(g.numpy()).max() > 0, v.name
+
+
+def test_unfixed_dimensions_cannot_poison_later_passes():
+    """Without a clamp, a dimension's value before its own pass can overflow; it is zeroed.
+
+    MADE without hidden layers, D = 2: log_scale_2 = 100 - 100 * y_1. At y = 0 (the first pass)
+    that is 100, so y_2 = 0.5 * e^100 = inf in float32; the final y_1 = 1 makes it 0, y_2 = 0.5.
+    Kept as inf, y_2 would reach the second pass's matmul as inf * 0 (masked) = NaN.
+    """
+    made = MADE(2, (), dtype="float32")
+    kernel, bias = made.weights
+    k = np.zeros([2, 4], np.float32)  # columns: (shift_1, log_scale_1, shift_2, log_scale_2)
+    k[0, 3] = -100.0
+    kernel.assign(k)
+    bias.assign([0.0, 0.0, 0.0, 100.0])
+    maf = MaskedAutoregressiveFlow(made, log_scale_clamp=None)
+    y, log_det = maf._forward_and_log_det(tf.constant([[1.0, 0.5]]))
+    np.testing.assert_allclose(y, [[1.0, 0.5]], atol=1e-5)
+    np.testing.assert_allclose(log_det, [0.0], atol=1e-4)

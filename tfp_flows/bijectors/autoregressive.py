@@ -222,20 +222,30 @@ class MaskedAutoregressiveFlow(FlowBijector):
             d = d if d is not None else tf.shape(x)[-1]
             blocks = [(d, None)]
 
-        def one_pass(y, block_weights):
-            kwargs = {} if block_weights is None else {"weights": block_weights}
-            return transform(x, self._params(y, conditional, **kwargs))
+        # With a MADE the input order is known: after pass j the dimensions of degree > j + 1
+        # hold values from unfinished parameters, which can overflow (no clamp) and turn into
+        # NaN through `inf * 0` in a masked matmul. They are zeroed; the result is the same.
+        order = tf.constant(made.input_order, tf.int32) if isinstance(made, MADE) else None
 
-        y, log_det = one_pass(tf.zeros_like(x), blocks[0][1])
+        def one_pass(y, block_weights, j):
+            kwargs = {} if block_weights is None else {"weights": block_weights}
+            y, log_det = transform(x, self._params(y, conditional, **kwargs))
+            if order is not None and not (isinstance(j, int) and j + 1 >= d):
+                y = tf.where(order <= j + 1, y, tf.zeros_like(y))
+            return y, log_det
+
+        y, log_det = one_pass(tf.zeros_like(x), blocks[0][1], 0)
+        done = 1  # passes so far
         for b, (passes, block_weights) in enumerate(blocks):
             remaining = passes - 1 if b == 0 else passes
             if isinstance(remaining, int) and remaining <= 2:  # unrolled
                 for _ in range(remaining):
-                    y, log_det = one_pass(y, block_weights)
+                    y, log_det = one_pass(y, block_weights, done)
+                    done += 1
                 continue
 
-            def step(i, y, _, block_weights=block_weights):
-                return (i + 1, *one_pass(y, block_weights))
+            def step(i, y, _, block_weights=block_weights, offset=done):
+                return (i + 1, *one_pass(y, block_weights, offset + i))
 
             _, y, log_det = tf.while_loop(
                 lambda i, y, s, n=remaining: i < n,
@@ -243,6 +253,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
                 (tf.constant(0), y, log_det),
                 maximum_iterations=remaining,
             )
+            done = done + remaining
         return y, tf.reduce_sum(log_det, axis=-1)
 
     def _inverse_and_log_det(self, y, conditional=None):
