@@ -60,6 +60,7 @@ def test_normal_normal_posterior_recovered():
 
 def test_normal_gamma_posterior_with_positive_precision():
     # tau ~ Gamma(a0, b0), mu | tau ~ N(m0, 1/(k0 tau)), y_i ~ N(mu, 1/tau): Normal-Gamma posterior.
+    keras.utils.set_random_seed(0)  # the flow's initial weights, whatever ran before
     n, a0, b0, m0, k0 = 40, 2.0, 2.0, 0.0, 1.0
     y = np.random.default_rng(0).normal(2.0, 0.5, n).astype(np.float32)
     model = tfd.JointDistributionNamed(
@@ -86,7 +87,9 @@ def test_normal_gamma_posterior_with_positive_precision():
     b_n = b0 + 0.5 * ((y - y.mean()) ** 2).sum() + k0 * n * (y.mean() - m0) ** 2 / (2 * k_n)
     z = q.sample(20000, seed=(5, 6))
     assert bool(tf.reduce_all(z["tau"] > 0))
-    _assert_close(z["tau"], a_n / b_n, np.sqrt(a_n) / b_n)  # Gamma(a_n, b_n) marginal
+    # Gamma(a_n, b_n) marginal. Reverse KL is mode-seeking: over seeds 0-3 this small flow's sd
+    # of the skewed tau comes out 0-6% low, so its sd gets 10%.
+    _assert_close(z["tau"], a_n / b_n, np.sqrt(a_n) / b_n, rtol=0.1)
     _assert_close(z["mu"], m_n, np.sqrt(b_n / (k_n * (a_n - 1))))  # Student-t marginal
 
 
