@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 from _worker import _tf_setup, _tfp_builtin_maf  # noqa: E402
-from run import CASES  # noqa: E402
+from run import CASES, machine_info  # noqa: E402
 
 
 def _block(fn, arg, n):
@@ -166,11 +166,8 @@ def main(argv=None):
     for c in cases:
         results.append(run_case(tf, c, CASES[c], args.rounds, args.min_time))
         loads.append(os.getloadavg()[0])
-    machine = "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        machine = f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} CPUs"
+    info = machine_info([])
+    machine = f"{info.get('Model name', 'unknown CPU')}, {info['nproc']} CPUs"
     meta = {
         "command": "python benchmarks/paired_tf.py "
         + " ".join(sys.argv[1:] if argv is None else argv),

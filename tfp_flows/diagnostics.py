@@ -38,6 +38,7 @@ import tensorflow_probability as tfp
 
 from tfp_flows import flows as flow_factories
 from tfp_flows.bijectors import FactorOut
+from tfp_flows.keras import _NONFINITE_COUNTS_LOG
 
 tfb = tfp.bijectors
 
@@ -178,7 +179,7 @@ def find_first_nonfinite(flow, x, conditional=None) -> NonFiniteFinding | None:
 
 
 _PROBE_X, _PROBE_C = "_nonfinite_probe_x", "_nonfinite_probe_c"
-_PROBE_COUNTS = "_nonfinite_probe_counts"  # what VariationalModel's step logs when asked
+_PROBE_COUNTS = _NONFINITE_COUNTS_LOG  # what VariationalModel's step logs when asked
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

@@ -350,6 +350,10 @@ def _finite_check(*batch):
     return checked if len(checked) > 1 else checked[0]
 
 
+# The log key under which VariationalModel's step reports `_nonfinite_counts` when asked.
+_NONFINITE_COUNTS_LOG = "_nonfinite_probe_counts"
+
+
 def _nonfinite_counts(z, log_q, log_w):
     """Samples whose z, else log q, else log p~ (through log w) is NaN or inf: int32 `[3]`."""
     n = tf.shape(log_q)[0]
@@ -455,7 +459,7 @@ class VariationalModel(_FlowModel):
         self.optimizer.apply(tape.gradient(loss, [v.value for v in variables]), variables)
         logs = self._step_metrics(log_w)
         if self._count_nonfinite:
-            logs["_nonfinite_probe_counts"] = _nonfinite_counts(z, log_q, log_w)
+            logs[_NONFINITE_COUNTS_LOG] = _nonfinite_counts(z, log_q, log_w)
         return logs
 
     def test_step(self, data):

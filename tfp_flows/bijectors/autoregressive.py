@@ -212,20 +212,20 @@ class MaskedAutoregressiveFlow(FlowBijector):
         transform = self._transformer.forward_and_log_det
         made = self._conditioner
         d = x.shape[-1]
+        # With a MADE the input order is known: after pass j the dimensions of degree > j + 1
+        # hold values from unfinished parameters, which can overflow (no clamp) and turn into
+        # NaN through `inf * 0` in a masked matmul. They are zeroed; the result is the same.
+        order = None
         if isinstance(made, MADE) and d is not None:
             weights = made.sequential_weights()
             blocks = [
                 (passes, made.truncated_weights(weights, units))
                 for passes, units in made.sequential_plan(self._SEQUENTIAL_BLOCKS)
             ]
+            order = tf.constant(made.input_order, tf.int32)
         else:  # any other conditioner: D full passes
             d = d if d is not None else tf.shape(x)[-1]
             blocks = [(d, None)]
-
-        # With a MADE the input order is known: after pass j the dimensions of degree > j + 1
-        # hold values from unfinished parameters, which can overflow (no clamp) and turn into
-        # NaN through `inf * 0` in a masked matmul. They are zeroed; the result is the same.
-        order = tf.constant(made.input_order, tf.int32) if isinstance(made, MADE) else None
 
         def one_pass(y, block_weights, j):
             kwargs = {} if block_weights is None else {"weights": block_weights}

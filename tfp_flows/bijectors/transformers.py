@@ -66,18 +66,15 @@ class Affine:
 
 _MIN_BIN = 1e-3  # smallest bin width and height, as a fraction of the range [-bound, bound]
 _MIN_SLOPE = 1e-3
-_PICK = "gather"
 _SOFTPLUS_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_ONE) == 1
 
 
-def rational_quadratic_spline(
-    width_logits, height_logits, slope_logits, bound: float
-) -> tfb.RationalQuadraticSpline:
-    """TFP's `RationalQuadraticSpline` on `[-bound, bound]` from unconstrained parameters.
+def _bins_and_slopes(width_logits, height_logits, slope_logits, bound: float):
+    """Bin widths and heights `[..., K]` and interior knot slopes `[..., K - 1]`.
 
-    Widths and heights are a softmax over the last axis (`K` bins), floored at `1e-3` of the
-    range; the `K - 1` interior knot slopes are `softplus` shifted so that zero gives 1, floored at
-    `1e-3`. All-zero parameters give the identity. Outside the range the spline is the identity.
+    Widths and heights are a softmax over the last axis, floored at `1e-3` of the range; the
+    slopes are `softplus` shifted so that zero gives 1, floored at `1e-3`. All-zero parameters
+    give equal bins and unit slopes: the identity.
     """
     k = width_logits.shape[-1]
     span = 2.0 * bound
@@ -86,9 +83,18 @@ def rational_quadratic_spline(
         return span * (_MIN_BIN + (1.0 - k * _MIN_BIN) * tf.nn.softmax(logits, axis=-1))
 
     slopes = _MIN_SLOPE + (1.0 - _MIN_SLOPE) * tf.nn.softplus(slope_logits + _SOFTPLUS_ONE)
-    return tfb.RationalQuadraticSpline(
-        bins(width_logits), bins(height_logits), slopes, range_min=-bound
-    )
+    return bins(width_logits), bins(height_logits), slopes
+
+
+def rational_quadratic_spline(
+    width_logits, height_logits, slope_logits, bound: float
+) -> tfb.RationalQuadraticSpline:
+    """TFP's `RationalQuadraticSpline` on `[-bound, bound]` from unconstrained parameters.
+
+    Parametrised as in `_bins_and_slopes`; outside the range the spline is the identity.
+    """
+    widths, heights, slopes = _bins_and_slopes(width_logits, height_logits, slope_logits, bound)
+    return tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-bound)
 
 
 class RationalQuadratic:
@@ -108,7 +114,7 @@ class RationalQuadratic:
     cannot blow up the way an unclamped affine scale can.
 
     Each direction computes the value and the log-derivative together from one bin search (a
-    count of the knots below the point, and one-hot sums instead of gathers, which XLA fuses);
+    count of the knots below the point, then one batched gather of the bin's knot values);
     TFP's `tfb.RationalQuadraticSpline` (same map, `spline(params)` builds it) searches the bins
     again for the log-det, and once more for the log-det of the inverse. The two agree to
     rounding (tested).
@@ -138,15 +144,8 @@ class RationalQuadratic:
     def _bin(self, value, params, inverse: bool):
         """The spline's knots, and the bin of each `value` (`x`, or `y` when `inverse`)."""
         k, bound = self.num_bins, self.bound
-        dtype = value.dtype
-        span = 2.0 * bound
-
-        def bins(logits):
-            return span * (_MIN_BIN + (1.0 - k * _MIN_BIN) * tf.nn.softmax(logits, axis=-1))
-
-        widths, heights = bins(params[..., :k]), bins(params[..., k : 2 * k])
-        slopes = _MIN_SLOPE + (1.0 - _MIN_SLOPE) * tf.nn.softplus(
-            params[..., 2 * k :] + _SOFTPLUS_ONE
+        widths, heights, slopes = _bins_and_slopes(
+            params[..., :k], params[..., k : 2 * k], params[..., 2 * k :], bound
         )
         ones = tf.ones_like(slopes[..., :1])
         slopes = tf.concat([ones, slopes, ones], axis=-1)  # [..., K + 1], 1 at both ends
@@ -159,10 +158,7 @@ class RationalQuadratic:
         table = tf.stack(
             [x_knots, widths, y_knots, heights, slopes[..., :-1], slopes[..., 1:]], axis=-1
         )  # [..., K, 6]
-        if _PICK == "gather":
-            picked = tf.gather(table, index, batch_dims=index.shape.rank)
-        else:
-            picked = tf.einsum("...k,...kq->...q", tf.one_hot(index, k, dtype=dtype), table)
+        picked = tf.gather(table, index, batch_dims=index.shape.rank)
         return (value, inside, *tf.unstack(picked, axis=-1))
 
     @staticmethod
