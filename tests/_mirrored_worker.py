@@ -222,7 +222,50 @@ def guard() -> dict:
     }
 
 
-SCENARIOS = {"actnorm_uneven": actnorm_uneven, "vi_refused": vi_refused, "guard": guard}
+def skip() -> dict:
+    """No callback: the step itself skips non-finite updates on both replicas, and fit stops.
+
+    One replica's half of each global batch overflows float32 arithmetic (1e20), the other's is
+    ordinary data: the decision to skip must be taken for both together.
+    """
+    from tfp_flows.keras import NonFiniteLossError
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=[128, *FLOWS["maf"][1]]).astype("float32")
+    x[::32][:, 0] = 1e20  # the first row of each global batch of 32: replica 0's share
+    with STRATEGY.scope():
+        model = _make("maf", "adam")
+    model.fit(rng.normal(size=x[:32].shape).astype("float32"), batch_size=32, verbose=0)
+    before = [
+        [v.numpy() for v in STRATEGY.experimental_local_results(w.value)] for w in model.weights
+    ]
+    optimizer = [v.numpy() for v in model.optimizer.variables]
+    message = None
+    try:
+        model.fit(x, batch_size=32, shuffle=False, verbose=0)
+    except NonFiniteLossError as error:
+        message = str(error)
+    after = [
+        [v.numpy() for v in STRATEGY.experimental_local_results(w.value)] for w in model.weights
+    ]
+    return {
+        "message": message,
+        "max_weight_diff": max(
+            _max_diff(a, b) for w0, w1 in zip(before, after, strict=True) for a, b in zip(w0, w1)
+        ),
+        "max_optimizer_diff": max(
+            _max_diff(a, v.numpy()) for a, v in zip(optimizer, model.optimizer.variables)
+        ),
+        "skipped": int(model._skipped.consecutive.numpy()),
+    }
+
+
+SCENARIOS = {
+    "actnorm_uneven": actnorm_uneven,
+    "vi_refused": vi_refused,
+    "guard": guard,
+    "skip": skip,
+}
 
 if __name__ == "__main__":
     _setup()

@@ -38,7 +38,7 @@ import tensorflow_probability as tfp
 
 from tfp_flows import flows as flow_factories
 from tfp_flows.bijectors import FactorOut
-from tfp_flows.keras import _NONFINITE_COUNTS_LOG
+from tfp_flows.keras import _NONFINITE_COUNTS_LOG, NonFiniteLossError
 
 tfb = tfp.bijectors
 
@@ -73,15 +73,6 @@ class NonFiniteFinding:
         if self.variables:
             text += f"; non-finite variables: {', '.join(self.variables)}"
         return text
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or inf loss (raised by `StopOnNonFinite`)."""
-
-    def __init__(self, message: str, finding: NonFiniteFinding | None = None, step: int = 0):
-        super().__init__(message)
-        self.finding = finding
-        self.step = step
 
 
 def _all_finite(value) -> bool:
@@ -301,6 +292,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+        self._skipped = 0  # the model's `skipped_steps` count is per epoch
 
     def on_epoch_end(self, epoch, logs=None):
         for key in (_PROBE_X, _PROBE_C, _PROBE_COUNTS):
@@ -315,11 +307,21 @@ class StopOnNonFinite(keras.callbacks.Callback):
         counts = logs.pop(_PROBE_COUNTS, None)
         self.step += 1
         checked = {k: v for k, v in logs.items() if self.monitor is None or k in self.monitor}
-        if all(_all_finite(v) for v in checked.values()):
+        bad = sorted(k for k, v in checked.items() if not _all_finite(v))
+        skipped = int(np.asarray(logs.get("skipped_steps", 0)).reshape(-1)[0])
+        if skipped > self._skipped:  # the step's own guard skipped an update: say why
+            self._skipped = skipped
+            bad = bad or self._skip_causes()
+        if not bad:
             self._good, self._current = self._current, self._snapshot()
             return
-        bad = sorted(k for k, v in checked.items() if not _all_finite(v))
         self._stop(batch, bad, x, c, counts)
+
+    def _skip_causes(self) -> list[str]:
+        """The names of the skipped step's non-finite values (the loss under its log name)."""
+        loss = "nll" if not hasattr(self.model, "target_log_prob_fn") else "elbo"
+        causes = self.model._skipped.causes()
+        return [loss if cause == "loss" else cause for cause in causes] or [loss]
 
     def _snapshot(self) -> list[tf.Tensor]:
         return self._read()
@@ -397,7 +399,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
                 "overflowed, or the non-finite value is in the gradient)"
             )
         message = (
-            f"non-finite {', '.join(bad_logs)} at step {self.step} (epoch {self.epoch + 1}, "
+            f"non-finite {_and(bad_logs)} at step {self.step} (epoch {self.epoch + 1}, "
             f"batch {batch + 1}): {where}."
         )
         if self._good is not None:
@@ -422,17 +424,14 @@ class StopOnNonFinite(keras.callbacks.Callback):
         warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
+def _and(names: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def _atomic_save(model, filepath: str) -> None:
-    """Writes to a temporary file in the same directory, then renames it over `filepath`."""
-    directory, base = os.path.split(os.path.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{base}")
-    try:
-        if filepath.endswith(".weights.h5"):
-            model.save_weights(temporary)
-        else:
-            model.save(temporary)
-        os.replace(temporary, filepath)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    """The models' own `save_weights` / `save` write atomically (`tfp_flows.saving`)."""
+    if filepath.endswith(".weights.h5"):
+        model.save_weights(filepath)
+    else:
+        model.save(filepath)

@@ -26,13 +26,15 @@ Example:
 >>> model.compile(optimizer="adam")
 >>> history = model.fit(np.random.default_rng(0).normal(size=(256, 2)), batch_size=64, verbose=0)
 >>> sorted(history.history)
-['nll']
+['nll', 'skipped_steps']
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import types
 
 import keras
 import numpy as np
@@ -43,14 +45,22 @@ from tfp_flows import _validation as check
 from tfp_flows import flows as flow_factories
 from tfp_flows.bijectors import ActNorm, FlowBijector
 from tfp_flows.images import bits_per_dim
-from tfp_flows.losses import check_data, check_event_shape, sample_and_log_weights
+from tfp_flows.losses import (
+    check_data,
+    check_event_shape,
+    check_values,
+    data_domain,
+    sample_and_log_weights,
+)
 from tfp_flows.saving import ModelFileError, atomic_write, load_model
 
-tfd = tfp.distributions
+tfb, tfd = tfp.bijectors, tfp.distributions
 
 __all__ = [
     "DensityModel",
     "ModelFileError",
+    "NonFiniteLossError",
+    "SkippedSteps",
     "VariationalModel",
     "keras_objects",
     "load_model",
@@ -66,6 +76,12 @@ def keras_objects(dist_or_bijector) -> tuple[list, list]:
     """
     layers, variables, seen = [], [], set()
     for bijector in flow_factories.flow_bijectors(dist_or_bijector):
+        if isinstance(bijector, tfb.BatchNormalization):  # its tf-keras layer is built lazily
+            raise ValueError(
+                f"The flow holds tfb.BatchNormalization ({bijector.name!r}), whose statistics and "
+                "variables live in a tf-keras layer that a Keras 3 model can neither track nor "
+                "save. Use ActNorm (normalization='actnorm') or train with a GradientTape loop."
+            )
         if not isinstance(bijector, FlowBijector):
             continue
         for obj in (*bijector.keras_layers, *bijector.keras_variables):
@@ -95,11 +111,125 @@ def _json_kwargs(kwargs: dict) -> dict:
     return out
 
 
-class _FlowModel(keras.Model):
-    """Shared base: owns a flow built from a factory, and tracks its Keras objects."""
+class NonFiniteLossError(FloatingPointError):
+    """Training met NaN or inf: raised by `fit` after `max_skipped_steps` consecutive skipped
+    steps, and by `tfp_flows.diagnostics.StopOnNonFinite` at the first one."""
 
-    def __init__(self, flow="maf", flow_kwargs: dict | None = None, **kwargs):
+    def __init__(self, message: str, finding=None, step: int = 0):
+        super().__init__(message)
+        self.finding = finding
+        self.step = step
+
+
+# What a skipped step's `SkippedSteps.cause` bits stand for.
+SKIP_CAUSES = ("loss", "gradient", "weights")
+
+
+class SkippedSteps(keras.metrics.Metric):
+    """Training steps whose update was skipped because a value was NaN or inf.
+
+    Every training step of `DensityModel` and `VariationalModel` checks its loss, its gradients
+    and the weights it would update, and applies the update only if all are finite (as
+    loss-scaling optimizers do), inside the compiled step: so it holds under XLA, with
+    `steps_per_execution > 1` and, the decision being all-reduced, on every replica. `result()`
+    is this epoch's count (logged as `skipped_steps`); `consecutive` counts the skips since the
+    last applied update and `cause` holds the bits (1 loss, 2 gradient, 4 weights) of the last
+    skip; neither is reset between epochs.
+    """
+
+    def __init__(self, name: str = "skipped_steps", **kwargs):
+        super().__init__(name=name, **kwargs)
+        # Every replica makes the same decision: read the first replica's count.
+        add = lambda n: self.add_variable(  # noqa: E731
+            (), "zeros", dtype="int32", aggregation="only_first_replica", name=n
+        )
+        self.count, self.consecutive, self.cause = add("count"), add("consecutive"), add("cause")
+
+    def update_state(self, finite):
+        """`finite`: bool `[3]`, whether the loss, the gradients and the weights were finite."""
+        ok = tf.reduce_all(finite)
+        bits = tf.reduce_sum(tf.cast(~finite, tf.int32) * tf.constant([1, 2, 4]))
+        self.count.assign_add(tf.cast(~ok, tf.int32))
+        self.consecutive.assign(tf.where(ok, 0, self.consecutive + 1))
+        self.cause.assign(tf.where(ok, self.cause, bits))
+
+    def result(self):
+        return tf.identity(self.count)
+
+    def reset_state(self):
+        self.count.assign(0)
+
+    def causes(self) -> list[str]:
+        """The names of what was not finite at the last skipped step."""
+        bits = int(self.cause.numpy())
+        return [name for i, name in enumerate(SKIP_CAUSES) if bits & (1 << i)]
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    flags = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None]
+    return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
+
+
+def _apply_if(ok, optimizer, grads, variables) -> None:
+    """`optimizer.apply(grads, variables)` if `ok` (the same on every replica), else nothing."""
+    if tf.distribute.has_strategy() and not (
+        tf.__internal__.distribute.strategy_supports_no_merge_call()
+    ):
+        # Under a strategy the optimizer calls `merge_call`, which a `tf.cond` branch in a
+        # replica context may not: branch in the cross-replica context instead (as Keras'
+        # LossScaleOptimizer does).
+        def cross_replica(strategy, ok, grads):
+            def apply():
+                strategy.extended.call_for_each_replica(optimizer.apply, args=(grads, variables))
+
+            tf.cond(strategy.experimental_local_results(ok)[0], apply, lambda: None)
+
+        tf.distribute.get_replica_context().merge_call(cross_replica, args=(ok, grads))
+    else:
+        tf.cond(ok, lambda: optimizer.apply(grads, variables), lambda: None)
+
+
+class _SkipLimit(keras.callbacks.Callback):
+    """Stops `fit` with `NonFiniteLossError` after `limit` consecutive skipped steps."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def on_train_begin(self, logs=None):
+        self.model._skipped.consecutive.assign(0)  # counted within one `fit`
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        skipped = int(self.model._skipped.consecutive.numpy())
+        if skipped >= self.limit:
+            self.model.stop_training = True
+            raise NonFiniteLossError(self.model._skip_message(skipped, self.epoch, batch))
+
+
+_FIT_SIGNATURE = inspect.signature(keras.Model.fit)
+
+
+class _FlowModel(keras.Model):
+    """Shared base: owns a flow built from a factory, and tracks its Keras objects.
+
+    Training steps never apply a non-finite update (`SkippedSteps`); `fit` raises
+    `NonFiniteLossError` after `max_skipped_steps` consecutive skipped steps.
+    """
+
+    def __init__(
+        self,
+        flow="maf",
+        flow_kwargs: dict | None = None,
+        *,
+        max_skipped_steps: int = 3,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.max_skipped_steps = check.integer(max_skipped_steps, "max_skipped_steps")
+        self._skipped = SkippedSteps()
         if flow_kwargs is not None and not isinstance(flow_kwargs, dict):
             raise TypeError(f"`flow_kwargs` must be a dict; got {flow_kwargs!r}.")
         if isinstance(flow, str):
@@ -147,31 +277,102 @@ class _FlowModel(keras.Model):
 
     def sample(self, n: int, conditional=None, *, seed=None):
         """`n` samples from the flow (`conditional` must then have `n` rows, or broadcast)."""
+        if not tf.is_tensor(n):
+            n = check.integer(n, "n", minimum=0)
         return self._flow_for(conditional).sample(n, seed=seed)
+
+    def _guarded_update(self, loss, grads, variables) -> tf.Tensor:
+        """Applies `grads` unless the loss, a gradient or a weight is NaN or inf; returns
+        whether it did (the same on every replica) and counts the skips in `_skipped`."""
+        finite = tf.stack(
+            [
+                _all_finite([loss]),
+                _all_finite(grads),
+                _all_finite([v.value for v in variables]),
+            ]
+        )
+        if _distributed():  # one replica's NaN skips the step on all of them
+            ctx = tf.distribute.get_replica_context()
+            bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.float32))
+            finite = tf.equal(bad, 0.0)
+        ok = tf.reduce_all(finite)
+        _apply_if(ok, self.optimizer, grads, variables)
+        self._skipped.update_state(finite)
+        return ok
+
+    def _skip_message(self, skipped: int, epoch: int, batch: int) -> str:
+        causes = self._skipped.causes()
+        what = " and ".join(causes) or "loss"
+        text = (
+            f"{skipped} consecutive training steps were skipped, the last at epoch {epoch + 1}, "
+            f"batch {batch + 1}: the {what} {'were' if len(causes) > 1 else 'was'} NaN or inf, "
+            "so no update was applied and the weights and optimizer state are those from before "
+            "the first skipped step. "
+        )
+        if "weights" in causes:
+            return text + (
+                "The model's weights already held NaN or inf (set outside training?): restore "
+                "them from a checkpoint."
+            )
+        return text + self._skip_hint("loss" in causes)
+
+    def _skip_hint(self, loss: bool) -> str:
+        raise NotImplementedError
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, with the arguments and the data checked before any step runs."""
+        arguments = _FIT_SIGNATURE.bind(self, *args, **kwargs).arguments
+        arguments.pop("self")
+        name = type(self).__name__
+        if not getattr(self, "compiled", False) or self.optimizer is None:
+            raise RuntimeError(f"{name}.fit: call `compile(optimizer=...)` first.")
+        for key in ("batch_size", "validation_batch_size", "steps_per_epoch", "validation_steps"):
+            arguments[key] = check.integer(arguments.get(key), key, allow_none=True)
+        arguments["epochs"] = check.integer(arguments.get("epochs", 1), "epochs", minimum=0)
+        if arguments.get("class_weight") is not None:
+            raise ValueError(
+                f"{name}.fit does not take `class_weight`: a flow has no class labels to weight "
+                "(a condition is an input, not a label). Pass per-example `sample_weight`."
+            )
+        arguments = self._checked_fit_arguments(arguments)
+        arguments["callbacks"] = [
+            *(arguments.get("callbacks") or []),
+            _SkipLimit(self.max_skipped_steps),
+        ]
+        # Without a distribution strategy, Keras builds the optimizer (creates its slot variables)
+        # inside the first trace of the training step, and a `tf.function` that creates variables
+        # is traced twice. Building it here first halves the time to the first step.
+        if not self.optimizer.built:
+            with self.distribute_strategy.scope():  # mirrored slots under a strategy
+                self.optimizer.build(self.trainable_variables)
+        return super().fit(**arguments)
+
+    def _checked_fit_arguments(self, arguments: dict) -> dict:
+        return arguments
 
     def save(self, filepath, overwrite: bool = True, **kwargs):
         """`keras.Model.save`, atomically: a crash while writing leaves the old file intact."""
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite: bool = True, **kwargs):
-        """`keras.Model.save_weights`, atomically (used by `BackupAndRestore`)."""
+        """`keras.Model.save_weights`, atomically (used by `BackupAndRestore`).
+
+        Sharded weights (`max_shard_size`: several files) and remote paths are written by Keras
+        directly, without that guarantee. Raises `ValueError` naming `filepath` unless it ends
+        in `.weights.h5`, as Keras does.
+        """
         filepath = os.fspath(filepath)
-        if "://" in filepath:
+        if "://" in filepath or kwargs.get("max_shard_size") is not None:
             return keras.Model.save_weights(self, filepath, overwrite=overwrite, **kwargs)
+        if not filepath.endswith(".weights.h5"):
+            raise ValueError(
+                f"Cannot save weights to {filepath!r}: the file name must end in `.weights.h5`."
+            )
         atomic_write(
             filepath,
             lambda tmp: keras.Model.save_weights(self, tmp, overwrite=True, **kwargs),
             overwrite=overwrite,
         )
-
-    def fit(self, *args, **kwargs):
-        # Without a distribution strategy, Keras builds the optimizer (creates its slot variables)
-        # inside the first trace of the training step, and a `tf.function` that creates variables
-        # is traced twice. Building it here first halves the time to the first step.
-        if self.optimizer is not None and not self.optimizer.built:
-            with self.distribute_strategy.scope():  # mirrored slots under a strategy
-                self.optimizer.build(self.trainable_variables)
-        return super().fit(*args, **kwargs)
 
     def get_config(self):
         if self._flow_spec is None:
@@ -180,18 +381,34 @@ class _FlowModel(keras.Model):
                 "registered factory name (tfp_flows.flows.register_factory) and its kwargs."
             )
         name, kwargs = self._flow_spec
-        return {**super().get_config(), "flow": name, "flow_kwargs": kwargs}
+        return {
+            **super().get_config(),
+            "flow": name,
+            "flow_kwargs": kwargs,
+            "max_skipped_steps": self.max_skipped_steps,
+        }
 
 
 def save_model(model: keras.Model, filepath, *, overwrite: bool = True, **kwargs) -> None:
     """Saves any Keras model to a `.keras` file atomically (see `tfp_flows.saving`).
 
     The file is written beside `filepath` under a temporary name and renamed over it, so a
-    crash while writing leaves the previous file intact and loadable. Remote paths (`gs://...`)
-    are passed to `keras.Model.save` unchanged, without that guarantee.
+    crash while writing leaves the previous file intact and loadable; as with `open`, a symbolic
+    link is written through and the file keeps its mode (a new one: 0o666 less the umask).
+    Remote paths (`gs://...`) are passed to `keras.Model.save` unchanged, without that guarantee.
+
+    Raises:
+      ValueError: naming `filepath`, for a legacy `.h5`/`.hdf5` file (`load_model` could not read
+        it back) or a local path not ending in `.keras`; before anything is written.
     """
     filepath = os.fspath(filepath)
-    if "://" in filepath:
+    remote = "://" in filepath
+    if filepath.endswith((".h5", ".hdf5")) or not (remote or filepath.endswith(".keras")):
+        raise ValueError(
+            f"Cannot save a model to {filepath!r}: use a `.keras` file (legacy `.h5`/`.hdf5` "
+            "files are refused: neither Keras' nor tfp_flows' `load_model` reads them back)."
+        )
+    if remote:
         return keras.Model.save(model, filepath, overwrite=overwrite, **kwargs)
     atomic_write(
         filepath,
@@ -225,7 +442,7 @@ class DensityModel(_FlowModel):
 
     @property
     def metrics(self):
-        return [m for m in (self._nll, self._bpd) if m is not None]
+        return [m for m in (self._nll, self._bpd, self._skipped) if m is not None]
 
     def get_config(self):
         return {**super().get_config(), "num_bins": self.num_bins}
@@ -234,65 +451,120 @@ class DensityModel(_FlowModel):
         return self.log_prob(x, conditional)
 
     def _unpack(self, data):
-        x, c, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, c, w = keras.utils.unpack_x_y_sample_weight(data)
         if (c is None) != (self.conditional_size is None):
             raise ValueError(
                 "A conditional flow needs (x, c) data; an unconditional one takes x alone "
                 f"(conditional_size={self.conditional_size}, got c={'none' if c is None else 'c'})."
             )
-        return check_data(self.flow, x), c
+        return check_data(self.flow, x), c, w
 
-    def _update_metrics(self, loss, count):
-        # Weighted by the batch size, so epoch metrics are per-example means also when batches
-        # (or replicas' shares of a global batch) differ in size.
-        self._nll.update_state(loss, sample_weight=count)
+    def _weighted_nll(self, x, c, w):
+        """`(sum of w * nll, sum of w)` over the batch (`w` = 1 without sample weights)."""
+        nll = -self._flow_for(c).log_prob(x)
+        if w is None:
+            return tf.reduce_sum(nll), tf.cast(tf.size(nll), nll.dtype)
+        w = tf.reshape(tf.cast(w, nll.dtype), tf.shape(nll))
+        return tf.reduce_sum(w * nll), tf.reduce_sum(w)
+
+    def _update_metrics(self, loss, weight, ok=None):
+        # Weighted by the batch's total weight (its size, without sample weights), so epoch
+        # metrics are per-example means also when batches (or replicas' shares) differ in size.
+        # A skipped step (ok False) does not count: its NaN would hide every other step's loss.
+        if ok is not None:
+            loss, weight = tf.where(ok, loss, 0.0), tf.where(ok, weight, 0.0)
+        self._nll.update_state(loss, sample_weight=weight)
         if self._bpd is not None:
             self._bpd.update_state(
                 bits_per_dim(-loss, num_dims=self._num_dims, num_bins=self.num_bins),
-                sample_weight=count,
+                sample_weight=weight,
             )
         return _step_logs({m.name: m.result() for m in self.metrics})
 
     def train_step(self, data):
-        x, c = self._unpack(data)
-        count = tf.cast(tf.shape(x)[0], self.flow.dtype)
+        x, c, w = self._unpack(data)
         with tf.GradientTape() as tape:
-            nll = -self._flow_for(c).log_prob(x)
-            loss = tf.reduce_mean(nll)
+            total, weight = self._weighted_nll(x, c, w)
+            loss = total / weight
             # The optimizer sums gradients over replicas: each replica's share of the global
-            # mean is its sum over the global batch size (sums and counts, not means of means).
-            scaled = tf.reduce_sum(nll) / _global_count(count) if _distributed() else loss
+            # mean is its sum over the global weight (sums and counts, not means of means).
+            scaled = total / _global_count(weight) if _distributed() else loss
         variables = self.trainable_variables
         grads = tape.gradient(scaled, [v.value for v in variables])
-        self.optimizer.apply(grads, variables)
-        return self._update_metrics(loss, count)
+        ok = self._guarded_update(loss, grads, variables)
+        return self._update_metrics(loss, weight, ok)
 
     def test_step(self, data):
-        x, c = self._unpack(data)
-        loss = -tf.reduce_mean(self._flow_for(c).log_prob(x))
-        return self._update_metrics(loss, tf.cast(tf.shape(x)[0], self.flow.dtype))
+        total, weight = self._weighted_nll(*self._unpack(data))
+        return self._update_metrics(total / weight, weight)
 
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        x = self._validated(x, "x")
-        if y is not None:
-            y = self._validated(y, "c", check_event=False)
-        if validation_data is not None and not isinstance(validation_data, tf.data.Dataset):
-            parts = validation_data if isinstance(validation_data, tuple) else (validation_data,)
-            validation_data = tuple(
-                self._validated(p, "validation x" if i == 0 else "validation c", i == 0)
-                for i, p in enumerate(parts)
+    def _skip_hint(self, loss: bool) -> str:
+        if not loss:
+            return "A gradient overflowed: lower the learning rate, or standardise the data."
+        span = getattr(self, "_data_span", None)
+        return (
+            f"Likely cause: data values too large for {self.flow.dtype.name} arithmetic"
+            + (f" (the data spans [{span[0]:g}, {span[1]:g}])" if span else "")
+            + ": standardise the data. `tfp_flows.diagnostics.find_first_nonfinite(model.flow, "
+            "batch)` names the first layer whose output is not finite."
+        )
+
+    def _checked_fit_arguments(self, arguments: dict) -> dict:
+        x, c = arguments.get("x"), arguments.get("y")
+        if x is None:
+            raise ValueError(
+                "DensityModel.fit needs data: fit(x) with x of shape [N, "
+                f"{', '.join(map(str, self.flow.event_shape))}], or a tf.data.Dataset of batches."
             )
-            validation_data = validation_data if len(validation_data) > 1 else validation_data[0]
-        elif isinstance(validation_data, tf.data.Dataset):
-            validation_data = validation_data.map(_finite_check)
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        if not isinstance(x, tf.data.Dataset | keras.utils.PyDataset) and not _is_batches(x):
+            self._check_condition_given(c is not None, "x")
+        arguments["x"] = self._validated(x, "x")
+        if c is not None:
+            arguments["y"] = self._validated(c, "c", check_event=False)
+        weights = arguments.get("sample_weight")
+        if weights is not None and isinstance(arguments["x"], np.ndarray):
+            arguments["sample_weight"] = _checked_sample_weight(weights, len(arguments["x"]))
+        data = arguments.get("validation_data")
+        if data is not None and not isinstance(data, tf.data.Dataset):
+            parts = tuple(data) if isinstance(data, tuple | list) else (data,)
+            if len(parts) > 3:
+                raise ValueError(
+                    "validation_data must be x, (x, c) or (x, c, sample_weight); got a "
+                    f"sequence of {len(parts)}."
+                )
+            parts = (*parts, None, None)[:3]
+            self._check_condition_given(parts[1] is not None, "validation_data")
+            vx = self._validated(parts[0], "validation x")
+            vc = None if parts[1] is None else self._validated(parts[1], "validation c", False)
+            vw = None if parts[2] is None else _checked_sample_weight(parts[2], len(vx))
+            arguments["validation_data"] = (
+                (vx, vc, vw) if vw is not None else ((vx, vc) if vc is not None else vx)
+            )
+        elif data is not None:
+            arguments["validation_data"] = data.map(self._batch_check)
+        return arguments
+
+    def _check_condition_given(self, given: bool, name: str) -> None:
+        if given != (self.conditional_size is not None):
+            raise ValueError(
+                f"{name}: a conditional flow needs (x, c) data; an unconditional one takes x "
+                f"alone (this flow's conditional_size={self.conditional_size}, and "
+                f"{'a' if given else 'no'} condition was given)."
+            )
 
     def _validated(self, data, name: str, check_event: bool = True):
         """Checks arrays up front and datasets batch by batch, before any training step."""
         if isinstance(data, tf.data.Dataset):
-            return data.map(_finite_check)
-        if data is None:
-            return None
+            return data.map(self._batch_check)
+        if data is None or isinstance(data, keras.utils.PyDataset):
+            return data
+        if _is_batches(data):  # a generator of batches: each checked as it comes
+            return self._checked_batches(data, name)
+        if tf.is_tensor(data) and data.dtype.is_floating and data.dtype != self.flow.dtype:
+            raise TypeError(  # as check_data: tensors are not cast silently, arrays are
+                f"{name} is a {data.dtype.name} tensor; the flow computes in "
+                f"{self.flow.dtype.name}. Cast it (tf.cast) or build the flow with that `dtype=`."
+            )
         array = np.asarray(data)
         if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
             raise TypeError(
@@ -305,14 +577,68 @@ class DensityModel(_FlowModel):
             check_event_shape(self.flow, array.shape, name=name)
             if array.shape[0] == 0:
                 raise ValueError(f"{name} is empty (0 examples): there is nothing to fit.")
-        bad = ~np.isfinite(array)
-        if bad.any():
-            index = np.argwhere(bad)[0]
-            raise ValueError(
-                f"{name} has {int(bad.sum())} non-finite values (NaN or inf), the first at index "
-                f"{tuple(int(i) for i in index)}; no training step was run."
-            )
+        try:
+            check_values(self.flow, array, name=name)
+        except ValueError as e:
+            raise ValueError(f"{e} No training step was run.") from None
+        if check_event and array.size:
+            self._data_span = (float(array.min()), float(array.max()))
         return array.astype(self.flow.dtype.as_numpy_dtype, copy=False)
+
+    def _checked_batches(self, batches, name: str):
+        for batch in batches:
+            parts = batch if isinstance(batch, tuple) else (batch,)
+            x = self._validated(parts[0], name)
+            c = None if len(parts) < 2 or parts[1] is None else self._validated(parts[1], "c", 0)
+            self._check_condition_given(c is not None, name)
+            yield (x, *parts[1:])  # Keras takes a generator's batches as tuples
+
+    def _batch_check(self, *batch):
+        """In-graph checks of a dataset's batch: finite values, and the pre-transform's range."""
+        domain = data_domain(self.flow)
+        checked = []
+        for i, t in enumerate(batch):
+            if t.dtype.is_floating:
+                t = tf.debugging.assert_all_finite(t, "non-finite values (NaN or inf) in the data")
+                if i == 0 and domain is not None:
+                    message = (
+                        f"data outside [{domain[0]:g}, {domain[1]:g}], the domain of this flow's "
+                        "logit pre-transform: scale pixel levels (tfp_flows.images.dequantize)"
+                    )
+                    with tf.control_dependencies(
+                        [
+                            tf.debugging.assert_greater_equal(
+                                t, tf.cast(domain[0], t.dtype), message
+                            ),
+                            tf.debugging.assert_less_equal(t, tf.cast(domain[1], t.dtype), message),
+                        ]
+                    ):
+                        t = tf.identity(t)
+            checked.append(t)
+        return tuple(checked) if len(checked) > 1 else checked[0]
+
+
+def _is_batches(data) -> bool:
+    """A Python generator or iterator of batches (not an array, list or dataset)."""
+    return isinstance(data, types.GeneratorType) or (
+        hasattr(data, "__next__") and not hasattr(data, "__array__")
+    )
+
+
+def _checked_sample_weight(weights, num_examples: int) -> np.ndarray:
+    w = np.asarray(weights)
+    if w.dtype.kind not in "biuf" or w.shape != (num_examples,):
+        raise ValueError(
+            f"sample_weight must be {num_examples} numbers, one per example; got shape "
+            f"{w.shape} and dtype {w.dtype}."
+        )
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise ValueError(
+            "sample_weight must be finite and non-negative, with a positive sum; got values in "
+            f"[{w.min():g}, {w.max():g}]."
+        )
+    return w
 
 
 def _distributed() -> bool:
@@ -338,16 +664,6 @@ def _step_logs(logs: dict) -> dict:
 def _global_count(count: tf.Tensor) -> tf.Tensor:
     """`count` summed over all replicas (replica context)."""
     return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, count)
-
-
-def _finite_check(*batch):
-    checked = tuple(
-        tf.debugging.assert_all_finite(t, "non-finite values (NaN or inf) in the data")
-        if t.dtype.is_floating
-        else t
-        for t in batch
-    )
-    return checked if len(checked) > 1 else checked[0]
 
 
 # The log key under which VariationalModel's step reports `_nonfinite_counts` when asked.
@@ -410,12 +726,12 @@ class VariationalModel(_FlowModel):
 
     @property
     def metrics(self):
-        return list(self._metrics)
+        return [*self._metrics, self._skipped]
 
     def get_config(self):
         return {
             **super().get_config(),
-            "target_log_prob_fn": keras.saving.serialize_keras_object(self.target_log_prob_fn),
+            "target_log_prob_fn": _serializable_target(self.target_log_prob_fn),
             "num_samples": self.num_samples,
             "seed": self.seed,
         }
@@ -431,7 +747,7 @@ class VariationalModel(_FlowModel):
     def call(self, z):
         return self.flow.log_prob(z)
 
-    def _step_metrics(self, log_w):
+    def _step_metrics(self, log_w, ok=None):
         n = tf.cast(tf.size(log_w), log_w.dtype)
         lse = tf.reduce_logsumexp(log_w)
         values = (
@@ -439,9 +755,10 @@ class VariationalModel(_FlowModel):
             lse - tf.math.log(n),
             tf.exp(2.0 * lse - tf.reduce_logsumexp(2.0 * log_w)),
         )
-        for metric, value in zip(self._metrics, values):
-            metric.update_state(value)
-        return {m.name: m.result() for m in self._metrics}
+        weight = 1.0 if ok is None else tf.cast(ok, log_w.dtype)
+        for metric, value in zip(self._metrics, values):  # a skipped step does not count
+            metric.update_state(value if ok is None else tf.where(ok, value, 0.0), weight)
+        return {m.name: m.result() for m in self.metrics}
 
     def _next_seed(self):
         """A fresh stateless sampling seed per step, reproducible from `seed`."""
@@ -456,8 +773,8 @@ class VariationalModel(_FlowModel):
             )
             loss = -tf.reduce_mean(log_w)
         variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, [v.value for v in variables]), variables)
-        logs = self._step_metrics(log_w)
+        grads = tape.gradient(loss, [v.value for v in variables])
+        logs = self._step_metrics(log_w, self._guarded_update(loss, grads, variables))
         if self._count_nonfinite:
             logs[_NONFINITE_COUNTS_LOG] = _nonfinite_counts(z, log_q, log_w)
         return logs
@@ -469,18 +786,45 @@ class VariationalModel(_FlowModel):
         )
         return self._step_metrics(log_w)
 
-    def fit(self, x=None, *args, steps_per_epoch=None, **kwargs):
+    def _skip_hint(self, loss: bool) -> str:
+        if not loss:
+            return "A gradient overflowed: lower the learning rate."
+        return (
+            "Likely cause: the target log-density is NaN or inf at some of the flow's samples "
+            "(samples outside the target's support: map the flow into the support with a "
+            "constraining bijector, e.g. vi.flow_surrogate_posterior), or the samples overflow. "
+            "Fit with tfp_flows.diagnostics.StopOnNonFinite to see which."
+        )
+
+    def _checked_fit_arguments(self, arguments: dict) -> dict:
         if self.distribute_strategy.num_replicas_in_sync > 1:
             raise ValueError(
                 "VariationalModel does not support training on several tf.distribute replicas "
                 "(each would need its own samples and a 1/replicas loss scale); build it outside "
                 "a multi-replica strategy scope, or use DensityModel to fit data."
             )
-        if x is None:
-            if steps_per_epoch is None:
+        for key in ("y", "sample_weight", "validation_data"):
+            if arguments.get(key) is not None:
+                raise ValueError(f"VariationalModel.fit takes no data, so no `{key}`.")
+        if arguments.get("x") is None:
+            if arguments.get("steps_per_epoch") is None:
                 raise ValueError("With no data, `fit` needs `steps_per_epoch`.")
-            x = tf.data.Dataset.from_tensors(tf.zeros([1])).repeat()
-        if steps_per_epoch is not None:  # Keras would loop forever on the endless dataset
-            steps_per_epoch = check.integer(steps_per_epoch, "steps_per_epoch")
-        kwargs.setdefault("shuffle", False)
-        return super().fit(x, *args, steps_per_epoch=steps_per_epoch, **kwargs)
+            arguments["x"] = tf.data.Dataset.from_tensors(tf.zeros([1])).repeat()
+        arguments.setdefault("shuffle", False)
+        return arguments
+
+
+def _serializable_target(fn) -> dict:
+    """`fn`'s Keras config; `ValueError` if `load_model` could not rebuild `fn` from it."""
+    # An object is rebuilt from its registered class, a function from itself.
+    obj = type(fn) if hasattr(fn, "get_config") else fn
+    if keras.saving.get_registered_object(keras.saving.get_registered_name(obj)) is not obj:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise ValueError(
+            f"Cannot save this VariationalModel: its target_log_prob_fn {name!r} is not "
+            "registered with Keras, so the saved file could not be loaded (a lambda or a local "
+            "function never can, in safe mode). Define it at module level and decorate it with "
+            "@keras.saving.register_keras_serializable(), or save the weights only "
+            "(model.save_weights)."
+        )
+    return keras.saving.serialize_keras_object(fn)

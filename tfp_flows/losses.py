@@ -40,6 +40,8 @@ tfd = tfp.distributions
 __all__ = [
     "check_data",
     "check_event_shape",
+    "check_values",
+    "data_domain",
     "distill",
     "forward_kl",
     "importance_diagnostics",
@@ -66,24 +68,28 @@ def check_data(dist: tfd.Distribution, x, *, name: str = "x") -> tf.Tensor:
 
     Static checks (also when traced in a `tf.function`):
 
-    * `TypeError` for integer (or other non-float) data: images must be dequantised first
+    * `TypeError` for `None`, integer or other non-float data: images must be dequantised first
       (`tfp_flows.images.dequantize`); also for a float *tensor* of another precision than the
       flow's (NumPy arrays and lists are cast).
     * `ValueError` for a shape that is not `[..., *dist.event_shape]`.
 
-    Value checks, when `x` is concrete (eager tensors, NumPy arrays):
-
-    * `ValueError` for NaN or inf values;
-    * `ValueError` for values outside `[0, 1]` when the flow starts with a `LogitTransform`
-      (e.g. raw pixel levels that were not scaled).
+    Value checks, when `x` is concrete (eager tensors, NumPy arrays): see `check_values`.
     """
-    from tfp_flows.images import LogitTransform
-
+    if x is None:
+        raise TypeError(f"{name} is None; pass data of shape [..., {_event_text(dist)}].")
     x_dtype = getattr(x, "dtype", None)
     if x_dtype is None:
         x = np.asarray(x)
         x_dtype = x.dtype
-    x_dtype = tf.as_dtype(x_dtype)
+    try:
+        x_dtype = tf.as_dtype(x_dtype)
+    except TypeError:  # object or str arrays: None inside, ragged lists, a generator
+        x_dtype = None
+    if x_dtype is None or x_dtype == tf.string:
+        raise TypeError(
+            f"{name} must be numeric data of shape [..., {_event_text(dist)}]; got "
+            f"{type(x).__name__} of dtype {getattr(x, 'dtype', '?')}."
+        )
     if not x_dtype.is_floating:
         raise TypeError(
             f"{name} has dtype {x_dtype.name}; the flow needs {dist.dtype.name} data. "
@@ -96,22 +102,57 @@ def check_data(dist: tfd.Distribution, x, *, name: str = "x") -> tf.Tensor:
             "(tf.cast) or build the flow with the matching `dtype=`."
         )
     concrete = None if tf.is_symbolic_tensor(x) else x  # values known now (eager, NumPy)
+    if concrete is not None:
+        check_values(dist, concrete, name=name)
     x = tf.convert_to_tensor(x, dtype=dist.dtype)
     check_event_shape(dist, x.shape, name=name)
-    if concrete is not None:
-        values = np.asarray(concrete)
-        finite = np.isfinite(values)
-        if not finite.all():
-            raise ValueError(f"{name} has {int((~finite).sum())} non-finite values (NaN or inf).")
-        if values.size and isinstance(_data_end_bijector(dist), LogitTransform):
-            low, high = float(values.min()), float(values.max())
-            if low < 0.0 or high > 1.0:
-                raise ValueError(
-                    f"{name} has values in [{low:g}, {high:g}], but this flow's logit "
-                    "pre-transform needs data in [0, 1]: dequantise and scale pixel levels "
-                    "with tfp_flows.images.dequantize(pixels, num_bins)."
-                )
     return x
+
+
+def _event_text(dist) -> str:
+    return ", ".join(map(str, dist.event_shape))
+
+
+def data_domain(dist: tfd.Distribution) -> tuple[float, float] | None:
+    """The interval the flow's data must lie in (`(0, 1)`-style bounds of a logit pre-transform
+    as `(0.0, 1.0)`), or `None` for data on the whole real line."""
+    from tfp_flows.images import LogitTransform
+
+    return (0.0, 1.0) if isinstance(_data_end_bijector(dist), LogitTransform) else None
+
+
+def check_values(dist: tfd.Distribution, values, *, name: str = "x") -> None:
+    """Raises `ValueError` naming the problem unless the concrete data `values` fit the flow.
+
+    * NaN or inf values (counted, the first one located);
+    * float64 values that overflow the flow's float32 (e.g. 1e39 becomes inf when cast);
+    * values outside `[0, 1]` when the flow starts with a `LogitTransform` (e.g. raw pixel
+      levels that were not scaled).
+    """
+    values = np.asarray(values)
+    if values.dtype.kind != "f" or not values.size:
+        return
+    finite = np.isfinite(values)
+    if not finite.all():
+        index = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"{name} has {int((~finite).sum())} non-finite values (NaN or inf), the first at "
+            f"index {index}."
+        )
+    low, high = float(values.min()), float(values.max())
+    limit = float(np.finfo(dist.dtype.as_numpy_dtype).max)
+    if max(-low, high) > limit:
+        raise ValueError(
+            f"{name} has values in [{low:g}, {high:g}], beyond the largest {dist.dtype.name} "
+            f"({limit:g}): they become inf when cast. Rescale (standardise) the data."
+        )
+    domain = data_domain(dist)
+    if domain is not None and (low < domain[0] or high > domain[1]):
+        raise ValueError(
+            f"{name} has values in [{low:g}, {high:g}], but this flow's logit pre-transform "
+            f"needs data in [{domain[0]:g}, {domain[1]:g}]: dequantise and scale pixel levels "
+            "with tfp_flows.images.dequantize(pixels, num_bins)."
+        )
 
 
 def check_event_shape(dist: tfd.Distribution, shape, *, name: str = "x") -> None:
@@ -155,10 +196,17 @@ def sample_and_log_weights(dist, target_log_prob_fn, num_samples: int, *, seed=N
 
     Uses `experimental_sample_and_log_prob`, which for this package's flows computes each
     network once (the log-det is cached during sampling). Raises `ValueError` unless the target
-    returns one log-density per sample (shape `[num_samples]` for a flow without batch shape).
+    returns one log-density per sample (shape `[num_samples]` for a flow without batch shape),
+    and `TypeError` unless it is a floating-point tensor.
     """
     z, log_q = dist.experimental_sample_and_log_prob(num_samples, seed=seed)
     log_p = tf.convert_to_tensor(target_log_prob_fn(z))
+    if not log_p.dtype.is_floating:
+        raise TypeError(
+            f"target_log_prob_fn returned dtype {log_p.dtype.name}; it must return a floating "
+            f"log-density ({log_q.dtype.name}) that depends differentiably on the samples "
+            "(an integer result has no gradient, so nothing would train)."
+        )
     if log_p.shape.rank is None or log_p.shape != log_q.shape:
         raise ValueError(
             f"target_log_prob_fn returned shape {log_p.shape} for {num_samples} samples of shape "

@@ -31,8 +31,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
+import re
+import secrets
+import stat
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -42,6 +45,7 @@ import keras
 __all__ = ["ModelFileError", "atomic_write", "check_model_file", "load_model"]
 
 _KERAS_SUFFIXES = (".weights.h5", ".weights.json", ".keras", ".h5")
+_NAME_MAX = 255  # bytes in a file name (ext4, XFS, Btrfs, APFS; NTFS: 255 characters)
 
 
 class ModelFileError(ValueError):
@@ -65,6 +69,44 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+def _temporary_name(name: str) -> str:
+    """`.<name>.<random>.tmp<suffix>`, `<name>` shortened to keep it within 255 bytes."""
+    tail = f".{secrets.token_hex(4)}.tmp{_suffix(name)}"
+    head = "." + name
+    while len(os.fsencode(head + tail)) > _NAME_MAX and len(head) > 1:
+        head = head[:-1]
+    return head + tail
+
+
+def _missing_directories(directory: str) -> list[str]:
+    """`directory` and its ancestors that do not exist, deepest first."""
+    missing = []
+    while not os.path.exists(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    return missing
+
+
+def _naming(error: BaseException, path: str, tmp: str) -> BaseException | None:
+    """`error` restated to name `path` instead of the temporary file `tmp` (None: keep it).
+
+    Every `OSError` is restated (it concerns where the file goes); a `ValueError` only if it
+    names `tmp`.
+    """
+    text = str(error).replace(tmp, path).replace(os.path.basename(tmp), os.path.basename(path))
+    restate = isinstance(error, OSError) or (isinstance(error, ValueError) and text != str(error))
+    if not restate:
+        return None
+    message = f"Cannot write {path!r}: {text}"
+    try:
+        restated = type(error)(message)
+    except Exception:
+        restated = (OSError if isinstance(error, OSError) else ValueError)(message)
+    if isinstance(error, OSError):
+        restated.errno = error.errno
+    return restated
+
+
 def atomic_write(
     path: str | os.PathLike, write: Callable[[str], object], *, overwrite: bool = True
 ) -> None:
@@ -72,8 +114,14 @@ def atomic_write(
 
     The temporary file lies in the same directory (a hidden name ending in the same suffix,
     e.g. `.keras`, so writers that check the suffix accept it) and is removed if `write`
-    raises. After a hard kill (SIGKILL, power loss) during `write`, `path` is still the previous
-    file and at most a stale hidden `.<name>.*.tmp<suffix>` file is left beside it.
+    raises, as are the directories made for `path`. After a hard kill (SIGKILL, power loss)
+    during `write`, `path` is still the previous file and at most a stale hidden
+    `.<name>.*.tmp<suffix>` file is left beside it.
+
+    As `open(path, "w")` would: a symbolic link is written through (its target is replaced, the
+    link stays), and the file keeps the mode of the file it replaces, or gets `0o666` less the
+    umask if new (its owner is the writer's, though). Errors name `path`, not the temporary file
+    (the original error is the `__cause__`).
 
     Args:
       path: the file to write.
@@ -81,23 +129,38 @@ def atomic_write(
       overwrite: if False, raise `FileExistsError` when `path` exists.
     """
     path = os.fspath(path)
-    if not overwrite and os.path.exists(path):
+    if not os.path.basename(path):
+        raise ValueError(f"Cannot write {path!r}: it names no file.")
+    target = os.path.realpath(path)  # through symbolic links
+    if not overwrite and os.path.exists(target):
         raise FileExistsError(f"{path!r} exists and overwrite=False.")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    name = os.path.basename(path)
-    suffix = _suffix(name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=directory)
-    os.close(fd)
+    directory, name = os.path.split(target)
+    tmp = os.path.join(directory, _temporary_name(name))
+    made, created = _missing_directories(directory), False
     try:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except FileExistsError as e:  # a component of `directory` is a file
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", e.filename) from e
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # less the umask
+        created = True
+        mode = os.stat(target if os.path.exists(target) else tmp).st_mode
         write(tmp)
+        os.chmod(tmp, stat.S_IMODE(mode))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+        os.replace(tmp, target)
+    except BaseException as e:
+        if created:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        for made_directory in made:
+            with contextlib.suppress(OSError):
+                os.rmdir(made_directory)
+        restated = _naming(e, path, tmp)
+        if restated is None:
+            raise
+        raise restated from e
     _fsync_directory(directory)
 
 
@@ -177,5 +240,19 @@ def load_model(path: str | os.PathLike, *, custom_objects=None, compile: bool = 
                 "bytecode), and tfp_flows always loads in Keras' safe mode so that no code "
                 f"from a file runs. ({type(e).__name__}: {message.splitlines()[0]})"
             ) from e
-        first = message.splitlines()[0] if message else ""
-        raise ModelFileError(f"Cannot load {path!r}: {type(e).__name__}: {first}") from e
+        raise ModelFileError(f"Cannot load {path!r}: {type(e).__name__}: {_reason(message)}") from e
+
+
+# Where Keras quotes the error behind its own ("... Exception encountered: <inner error>").
+_INNER_ERROR = re.compile(r"(?:Exception|Error) encountered[\w ]*:\s*")
+
+
+def _reason(message: str) -> str:
+    """Keras' message in one line: its first, and the innermost error it quotes, if any.
+
+    E.g. "<class 'Sequential'> could not be deserialized properly: Could not locate class 'X'..."
+    rather than only its first line, which blames `from_config`.
+    """
+    first = (message.strip().splitlines() or [""])[0]
+    inner = (_INNER_ERROR.split(message)[-1].strip().splitlines() or [""])[0]
+    return first if inner == first else f"{first.split('. ')[0]}: {inner}"
