@@ -1,4 +1,9 @@
-"""tfp_flows: normalizing flows (Real NVP, Glow, MAF/IAF) for TensorFlow Probability."""
+"""tfp_flows: normalizing flows (Real NVP, Glow, MAF/IAF) for TensorFlow Probability.
+
+Importing the package (any `tfp_flows` import) imports `tfp_flows.keras`, which registers the
+package's Keras classes (`DensityModel`, `VariationalModel`, the conditioners), so
+`keras.models.load_model("flow.keras")` works in a fresh process after `import tfp_flows`.
+"""
 
 from tfp_flows import (
     bijectors,
@@ -6,6 +11,7 @@ from tfp_flows import (
     diagnostics,
     flows,
     images,
+    keras,
     losses,
     nn,
     saving,
@@ -21,6 +27,7 @@ __all__ = [
     "diagnostics",
     "flows",
     "images",
+    "keras",
     "losses",
     "nn",
     "saving",
