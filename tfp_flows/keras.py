@@ -452,6 +452,8 @@ class DensityModel(_FlowModel):
 
     def _unpack(self, data):
         x, c, w = keras.utils.unpack_x_y_sample_weight(data)
+        if c is not None and c.shape[-1] == 0 and self.conditional_size is None:
+            c = None  # `_no_condition`: the place holder that carries sample weights
         if (c is None) != (self.conditional_size is None):
             raise ValueError(
                 "A conditional flow needs (x, c) data; an unconditional one takes x alone "
@@ -524,6 +526,8 @@ class DensityModel(_FlowModel):
         weights = arguments.get("sample_weight")
         if weights is not None and isinstance(arguments["x"], np.ndarray):
             arguments["sample_weight"] = _checked_sample_weight(weights, len(arguments["x"]))
+            if c is None:
+                arguments["y"] = _no_condition(arguments["x"])
         data = arguments.get("validation_data")
         if data is not None and not isinstance(data, tf.data.Dataset):
             parts = tuple(data) if isinstance(data, tuple | list) else (data,)
@@ -537,9 +541,11 @@ class DensityModel(_FlowModel):
             vx = self._validated(parts[0], "validation x")
             vc = None if parts[1] is None else self._validated(parts[1], "validation c", False)
             vw = None if parts[2] is None else _checked_sample_weight(parts[2], len(vx))
-            arguments["validation_data"] = (
-                (vx, vc, vw) if vw is not None else ((vx, vc) if vc is not None else vx)
-            )
+            if vw is not None:
+                vc = _no_condition(vx) if vc is None else vc
+                arguments["validation_data"] = (vx, vc, vw)
+            else:
+                arguments["validation_data"] = (vx, vc) if vc is not None else vx
         elif data is not None:
             arguments["validation_data"] = data.map(self._batch_check)
         return arguments
@@ -623,6 +629,12 @@ def _is_batches(data) -> bool:
     return isinstance(data, types.GeneratorType) or (
         hasattr(data, "__next__") and not hasattr(data, "__array__")
     )
+
+
+def _no_condition(x: np.ndarray) -> np.ndarray:
+    """An empty `[N, 0]` condition for an unconditional flow's `(x, y, sample_weight)` data:
+    Keras drops the sample weights of data without `y` (`pack_x_y_sample_weight`)."""
+    return np.zeros([len(x), 0], x.dtype)
 
 
 def _checked_sample_weight(weights, num_examples: int) -> np.ndarray:
