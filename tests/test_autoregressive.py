@@ -2,6 +2,7 @@
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -295,3 +296,58 @@ def test_unfixed_dimensions_cannot_poison_later_passes():
     y, log_det = maf._forward_and_log_det(tf.constant([[1.0, 0.5]]))
     np.testing.assert_allclose(y, [[1.0, 0.5]], atol=1e-5)
     np.testing.assert_allclose(log_det, [0.0], atol=1e-4)
+
+
+# -- validate_args: the conditioner's autoregressive structure -----------------------------------
+
+
+def _dense_conditioner():
+    """A Keras network with the right output shape `[..., D, 2]`; each output sees every input."""
+    return keras.Sequential(
+        [keras.Input((D,)), keras.layers.Dense(2 * D), keras.layers.Reshape((D, 2))]
+    )
+
+
+@pytest.mark.filterwarnings("ignore::tfp_flows.bijectors.PerformanceWarning")
+@pytest.mark.parametrize("cls", [MaskedAutoregressiveFlow, InverseAutoregressiveFlow])
+@pytest.mark.parametrize("method", ["forward", "inverse"])
+def test_validate_args_refuses_a_conditioner_that_is_not_autoregressive(cls, method):
+    bij = cls(_dense_conditioner(), validate_args=True)
+    with pytest.raises(ValueError, match=r"not autoregressive.* dimension 0 depend on input 0"):
+        getattr(bij, method)(_points(dtype=tf.float32))
+    # Without the check, the MAF's log-det is silently wrong: the Jacobian is not triangular.
+    maf = MaskedAutoregressiveFlow(_dense_conditioner())
+    x = _points(dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = maf.inverse(x)
+    _, autodiff = tf.linalg.slogdet(tape.batch_jacobian(y, x))
+    assert np.abs(maf.inverse_log_det_jacobian(tf.identity(x), 1) - autodiff).max() > 0.1
+
+
+def test_validate_args_names_a_dependency_cycle_and_checks_under_tf_function():
+    def swap(y):  # the shift of dimension 0 sees input 3 and that of 3 sees input 0
+        shift = tf.concat([y[..., 3:], tf.zeros_like(y[..., 1:3]), y[..., :1]], axis=-1)
+        return shift, None
+
+    bij = MaskedAutoregressiveFlow(swap, validate_args=True)
+    with pytest.raises(ValueError, match=r"dimension 0 depend on input 3.*cycle 0 -> 3 -> 0"):
+        tf.function(bij.inverse)(_points())  # the probe runs eagerly, at trace time
+
+
+def test_validate_args_accepts_autoregressive_conditioners_and_probes_once():
+    made = _made(input_order=[2, 4, 1, 3], conditional_size=2)
+    c = tf.constant([[0.5, -1.0]], tf.float64)
+    counting = _Counting(lambda y, conditional: made(y, conditional=conditional))
+    for conditioner in (made, counting):  # a MADE (its input_order), any callable (no cycle)
+        bij = MaskedAutoregressiveFlow(conditioner, validate_args=True)
+        y = bij.forward(_points(), conditional=c)
+        bij.inverse(tf.identity(y), conditional=c)
+    assert counting.calls == 1 + D + 1  # one probe, D forward passes, one inverse pass
+    # A MADE is checked against its own input_order: here its output mask was edited.
+    made = _made(input_order=[2, 4, 1, 3])
+    made._kernel_masks[-1] = tf.ones_like(made._kernel_masks[-1])
+    with pytest.raises(
+        ValueError, match=r"dimension 0 \(degree 2 in the MADE.s `input_order`\) depend on input \d"
+    ):
+        MaskedAutoregressiveFlow(made, validate_args=True).inverse(_points())

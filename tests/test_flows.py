@@ -1,5 +1,7 @@
 """Flow factories: structure, shapes, dtypes, conditional routing and argument checks."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -214,3 +216,58 @@ def test_factories_are_registered_and_keyword_only():
         assert params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
         assert all(p.default is not inspect.Parameter.empty for p in params[1:])
+
+
+@pytest.mark.parametrize("name", ["real_nvp", "glow", "maf", "iaf"])
+def test_every_factory_argument_is_documented(name):
+    import inspect
+
+    factory = getattr(flows, name)
+    doc = inspect.getdoc(factory)
+    assert "\nArgs:\n" in doc, f"{name} has no Args section"
+    args = doc.split("\nArgs:\n", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"^  (\w+):", args, flags=re.M))
+    missing = [p for p in inspect.signature(factory).parameters if p not in documented]
+    assert not missing, f"{name}'s docstring does not document {missing}"
+
+
+@pytest.mark.parametrize("name", ["real_nvp", "glow", "maf", "iaf"])
+def test_a_non_floating_dtype_is_refused_up_front(name):
+    make, _ = FACTORIES[name]
+    with pytest.raises(ValueError, match=r"`dtype` must be a floating-point dtype.*int32"):
+        make(dtype=tf.int32)
+    with pytest.raises(TypeError, match=r"`dtype` must be a floating-point dtype.*'floaty'"):
+        make(dtype="floaty")
+
+
+def test_a_condition_of_the_wrong_batch_size_is_a_clear_error():
+    dist = flows.maf(2, num_layers=1, hidden_units=(4,), conditional_size=3)
+    conditioned = flows.condition(dist, tf.zeros([3, 3]))
+    message = r"batch shape \(5,\) of the inverse input .* batch shape \(3,\) of the condition"
+    with pytest.raises(ValueError, match=message):
+        conditioned.log_prob(tf.zeros([5, 2]))
+    with pytest.raises(ValueError, match=message.replace("inverse", "forward")):
+        conditioned.bijector.forward(tf.zeros([5, 2]))
+    # Shapes that broadcast still work.
+    assert conditioned.log_prob(tf.zeros([4, 3, 2])).shape == [4, 3]
+    assert flows.condition(dist, tf.zeros([1, 3])).log_prob(tf.zeros([5, 2])).shape == [5]
+    # A batch size known only at run time: the same check, as a run-time assertion.
+    log_prob = tf.function(conditioned.log_prob, input_signature=[tf.TensorSpec([None, 2])])
+    assert log_prob(tf.zeros([3, 2])).shape == [3]
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"batch shape\] \[5\] \[of the inverse input does not broadcast with the batch "
+        r"shape\] \[3\] \[of the condition",
+    ):
+        log_prob(tf.zeros([5, 2]))
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_a_negative_sample_size_is_a_clear_error(conditional):
+    dist = flows.maf(
+        2, num_layers=1, hidden_units=(4,), conditional_size=3 if conditional else None
+    )
+    if conditional:
+        dist = flows.condition(dist, tf.zeros([3, 3]))
+    with pytest.raises(ValueError, match=r"`sample_shape` must not hold negative sizes"):
+        dist.sample(-1, seed=0)

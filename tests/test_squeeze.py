@@ -83,3 +83,27 @@ def test_bad_shapes_are_clear_errors():
         Squeeze().forward(tf.zeros([4, 4]))
     with pytest.raises(ValueError, match="factor"):
         Squeeze(0)
+
+
+def test_sizes_known_only_at_run_time_are_checked_with_clear_errors():
+    """In a `tf.function` with unknown sizes, a run-time assertion names the size and factor.
+
+    Under `jit_compile=True` XLA drops run-time assertions, so there the reshape's own error
+    remains.
+    """
+    bij = Squeeze()
+    spec = tf.TensorSpec([None, None, None, None], tf.float32)
+    forward = tf.function(bij.forward, input_signature=[spec])
+    inverse = tf.function(bij.inverse, input_signature=[spec])
+    for x, axis in (([1, 5, 4, 3], "height] [5]"), ([2, 4, 7, 1], "width] [7]")):
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            forward(tf.zeros(x))
+        assert f"{axis} [of the forward input is not divisible by the squeeze factor 2]" in str(
+            error.value
+        )
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"channels\] \[6\] \[of the inverse input are not divisible by factor\*\*2 = 4\]",
+    ):
+        inverse(tf.zeros([1, 2, 2, 6]))
+    assert forward(tf.zeros([1, 4, 6, 3])).shape == [1, 2, 3, 12]

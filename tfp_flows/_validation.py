@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["clamp_bound", "integer", "positive_ints", "shape"]
+import tensorflow as tf
+
+__all__ = ["clamp_bound", "floating_dtype", "integer", "positive_ints", "shape"]
 
 
 def integer(value, name: str, *, minimum: int = 1, allow_none: bool = False) -> int | None:
@@ -54,3 +56,18 @@ def clamp_bound(value, name: str = "log_scale_clamp") -> float | None:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"`{name}` must be positive and finite, or None; got {value!r}.")
     return float(value)
+
+
+def floating_dtype(value, name: str = "dtype") -> tf.DType:
+    """`value` as a floating-point `tf.DType` (e.g. `tf.float32` or `"float64"`)."""
+    try:
+        dtype = tf.as_dtype(value)
+    except TypeError:
+        raise TypeError(
+            f"`{name}` must be a floating-point dtype (e.g. tf.float32); got {value!r}."
+        ) from None
+    if not dtype.is_floating:
+        raise ValueError(
+            f"`{name}` must be a floating-point dtype (e.g. tf.float32); got {dtype.name}."
+        )
+    return dtype

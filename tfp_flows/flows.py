@@ -72,6 +72,9 @@ class _PhiloxNormal(tfd.Normal):
     """
 
     def _sample_n(self, n, seed=None):
+        static_n = tf.get_static_value(n)  # the product of the sample shape and the event shape
+        if static_n is not None and static_n < 0:
+            raise ValueError("`sample_shape` must not hold negative sizes.")
         loc, scale = tf.convert_to_tensor(self.loc), tf.convert_to_tensor(self.scale)
         shape = tf.concat([[n], self._batch_shape_tensor(loc=loc, scale=scale)], axis=0)
         seed = samplers.sanitize_seed(seed)
@@ -193,8 +196,34 @@ def real_nvp(
     paper's logit pre-transform for data in `[0, 1]` (see `tfp_flows.images`);
     `pixel_spline_bins` adds, after it, a learned monotone spline per dimension
     (`tfp_flows.images.PixelwiseSpline`), for non-Gaussian marginals.
+
+    Args:
+      event_shape: `D` or `[D]` (`D >= 2`) for vectors, `[H, W, C]` for images (`H` and `W`
+        divisible by `2**num_scales`).
+      num_layers: vectors: number of couplings (default 8).
+      hidden_units: vectors: hidden layer sizes of each coupling's MLP (default `(64, 64)`).
+      num_scales: images: number of scales (default 2); all but the last squeeze.
+      steps_per_scale: images: couplings per mask kind and scale (default 3).
+      filters: images: channels of each conditioner's hidden convolutions (default 64).
+      num_blocks: images: residual blocks of each conditioner (default 2).
+      normalization: `"actnorm"` (default), `"batchnorm"` or `None`, between the couplings.
+      scale: the coupling's scale, `"exp"` (default, soft-clamped), `"sigmoid"` (Glow's) or
+        `"additive"` (none: volume-preserving, NICE).
+      log_scale_clamp: bound `b` of the soft clamp `b * tanh(s / b)` on the `"exp"` log-scale
+        (default 3), or `None` for none.
+      logit_alpha: `alpha` in `[0, 0.5)` of a logit pre-transform at the data end, for data in
+        `[0, 1]`; `None` (default) for none.
+      pixel_spline_bins: bins of a learned spline per dimension at the data end; `None`
+        (default) for none.
+      conditional_size: size `C` of a condition vector `c` of shape `[..., C]` that every
+        coupling's network takes, for `p(x | c)` (see `condition`); `None` (default) for an
+        unconditional flow.
+      dtype: floating-point dtype of the base distribution, the variables and the computation
+        (default `tf.float32`).
+      name: name of the distribution.
     """
     shape = _event_shape(event_shape, "event_shape")
+    dtype = check.floating_dtype(dtype)
     hidden_units = check.positive_ints(hidden_units, "hidden_units")
     log_scale_clamp = check.clamp_bound(log_scale_clamp)
     conditional_size = check.integer(conditional_size, "conditional_size", allow_none=True)
@@ -321,8 +350,30 @@ def glow(
     NICE coupling; `"exp"` a soft-clamped exponential scale. `filters` sets the conditioner
     width. The exit of the flow is the identity at initialisation: no latent rescaling.
     `logit_alpha` and `pixel_spline_bins` add data-end transforms, as in `real_nvp`.
+
+    Args:
+      image_shape: `[H, W, C]`, with `H` and `W` divisible by `2**levels`.
+      levels: number of levels (default 3).
+      steps_per_level: flow steps per level (default 8).
+      filters: channels of each coupling conditioner's hidden convolutions (default 128).
+      num_blocks: residual blocks of each coupling conditioner (default 1).
+      coupling: `"affine"` (default, sigmoid scale), `"additive"` or `"exp"`.
+      lu: LU-parameterised 1x1 convolutions (default `True`: an `O(C)` log-det and a triangular
+        solve for the inverse); `False` trains the full `C x C` matrix.
+      log_scale_clamp: bound of the soft clamp on the `"exp"` log-scale (default 3), or `None`.
+      logit_alpha: `alpha` of a logit pre-transform at the data end; `None` (default) for none.
+      pixel_spline_bins: bins of a learned spline per pixel at the data end; `None` (default)
+        for none.
+      conditional_size: size `C` of a condition vector `c` of shape `[..., C]` that every
+        coupling's network takes (see `condition`); `None` (default) for an unconditional flow.
+      seed: integer seed of the 1x1 convolutions' random-rotation initialisation (default 0;
+        step `i` of level `k` uses `seed + 1000 * k + i`).
+      dtype: floating-point dtype of the base distribution, the variables and the computation
+        (default `tf.float32`).
+      name: name of the distribution.
     """
     shape = _event_shape(image_shape, "image_shape", rank=3)
+    dtype = check.floating_dtype(dtype)
     log_scale_clamp = check.clamp_bound(log_scale_clamp)
     filters = check.integer(filters, "filters")
     levels = _positive_int(levels, "levels")
@@ -423,8 +474,25 @@ def maf(
     `num_bins` bins on `[-spline_bound, spline_bound]`, the identity outside (a neural spline
     flow, Durkan et al. 2019, https://arxiv.org/abs/1906.04032): far fewer layers for
     multimodal or sharply bounded densities; keep the data roughly inside the bound.
+
+    Args:
+      dim: event size `D`; the flow is over vectors of shape `[D]`.
+      num_layers: number of MAF layers (default 5).
+      hidden_units: hidden layer sizes of each layer's MADE (default `(64, 64)`).
+      activation: the MADE's hidden activation (default `"relu"`), any name or callable
+        `keras.activations.get` accepts.
+      transformer: `"affine"` (default) or `"spline"`.
+      num_bins: spline bins per dimension (default 8; `transformer="spline"` only).
+      spline_bound: the spline acts on `[-spline_bound, spline_bound]` (default 5).
+      log_scale_clamp: bound of the soft clamp on the affine log-scale (default 3), or `None`.
+      conditional_size: size `C` of a condition vector `c` of shape `[..., C]` that every MADE
+        takes (see `condition`); `None` (default) for an unconditional flow.
+      dtype: floating-point dtype of the base distribution, the variables and the computation
+        (default `tf.float32`).
+      name: name of the distribution.
     """
     d = check.integer(dim, "dim")
+    dtype = check.floating_dtype(dtype)
     layers = _made_stack(
         d,
         _positive_int(num_layers, "num_layers"),
@@ -461,8 +529,24 @@ def iaf(
     layer (the right choice for variational inference, `reverse_kl`); `log_prob` of new points
     takes `dim` sequential passes per layer. `transformer`, `num_bins` and `spline_bound` as for
     `maf`.
+
+    Args:
+      dim: event size `D`; the flow is over vectors of shape `[D]`.
+      num_layers: number of IAF layers (default 5).
+      hidden_units: hidden layer sizes of each layer's MADE (default `(64, 64)`).
+      activation: the MADE's hidden activation (default `"relu"`).
+      transformer: `"affine"` (default) or `"spline"`.
+      num_bins: spline bins per dimension (default 8; `transformer="spline"` only).
+      spline_bound: the spline acts on `[-spline_bound, spline_bound]` (default 5).
+      log_scale_clamp: bound of the soft clamp on the affine log-scale (default 3), or `None`.
+      conditional_size: size `C` of a condition vector `c` of shape `[..., C]` that every MADE
+        takes (see `condition`); `None` (default) for an unconditional flow.
+      dtype: floating-point dtype of the base distribution, the variables and the computation
+        (default `tf.float32`).
+      name: name of the distribution.
     """
     d = check.integer(dim, "dim")
+    dtype = check.floating_dtype(dtype)
     layers = _made_stack(
         d,
         _positive_int(num_layers, "num_layers"),
@@ -537,9 +621,13 @@ class _Conditioned(fb.FlowBijector):
 
     A `FlowBijector`, so the log-det computed with each transform is cached: the inner chain's
     layers cache theirs too, and `experimental_sample_and_log_prob` runs each network once.
+    Inputs whose batch shape does not broadcast with the condition's are refused, with both
+    shapes named: statically where they are known, else by a run-time assertion.
     """
 
-    def __init__(self, bijector: tfb.Bijector, kwargs: dict, name: str = "conditioned"):
+    def __init__(
+        self, bijector: tfb.Bijector, kwargs: dict, conditional, name: str = "conditioned"
+    ):
         parameters = dict(locals())
         super().__init__(
             forward_min_event_ndims=bijector.forward_min_event_ndims,
@@ -551,6 +639,7 @@ class _Conditioned(fb.FlowBijector):
         )
         self.bijector = bijector
         self._kwargs = kwargs
+        self._conditional = conditional
 
     # TFP's cache hashes a bijector by its parameters, recursively: for a whole flow and a nested
     # dict of tensors, on every lookup. A bound flow is only ever equal to itself.
@@ -560,12 +649,41 @@ class _Conditioned(fb.FlowBijector):
     def __eq__(self, other):
         return self is other
 
+    def _check_batch_shape(self, x, what):
+        """`x`, checked: its batch shape must broadcast with the condition's."""
+        c = self._conditional
+        ndims = self.forward_min_event_ndims if what == "forward" else self.inverse_min_event_ndims
+        if x.shape.rank is not None:
+            x_batch, c_batch = x.shape[: x.shape.rank - ndims], c.shape[:-1]
+            try:
+                tf.broadcast_static_shape(x_batch, c_batch)
+            except ValueError:
+                raise ValueError(
+                    f"{self.name}: the batch shape {x_batch} of the {what} input does not "
+                    f"broadcast with the batch shape {c_batch} of the condition."
+                ) from None
+            if x_batch.is_fully_defined() and c_batch.is_fully_defined():
+                return x
+        x_batch, c_batch = tf.shape(x)[: tf.rank(x) - ndims], tf.shape(c)[:-1]
+        message = [
+            f"{self.name}: the batch shape",
+            x_batch,
+            f"of the {what} input does not broadcast with the batch shape",
+            c_batch,
+            "of the condition.",
+        ]
+        ok = _broadcastable(x_batch, c_batch)
+        with tf.control_dependencies([tf.debugging.Assert(ok, message)]):
+            return tf.identity(x)
+
     def _forward_and_log_det(self, x):
+        x = self._check_batch_shape(x, "forward")
         y = self.bijector.forward(x, **self._kwargs)
         ndims = self.forward_min_event_ndims
         return y, self.bijector.forward_log_det_jacobian(x, event_ndims=ndims, **self._kwargs)
 
     def _inverse_and_log_det(self, y):
+        y = self._check_batch_shape(y, "inverse")
         x = self.bijector.inverse(y, **self._kwargs)
         ndims = self.inverse_min_event_ndims
         return x, self.bijector.inverse_log_det_jacobian(y, event_ndims=ndims, **self._kwargs)
@@ -581,6 +699,14 @@ class _Conditioned(fb.FlowBijector):
 
     def _inverse_event_shape_tensor(self, output_shape):
         return self.bijector.inverse_event_shape_tensor(output_shape)
+
+
+def _broadcastable(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Whether the shapes `a` and `b` (1-D int32 tensors) broadcast, aligned on the right."""
+    size = tf.maximum(tf.size(a), tf.size(b))
+    a = tf.concat([tf.ones([size - tf.size(a)], tf.int32), a], 0)
+    b = tf.concat([tf.ones([size - tf.size(b)], tf.int32), b], 0)
+    return tf.reduce_all((a == b) | (a == 1) | (b == 1))
 
 
 def condition(dist: tfd.TransformedDistribution, conditional) -> tfd.TransformedDistribution:
@@ -601,5 +727,5 @@ def condition(dist: tfd.TransformedDistribution, conditional) -> tfd.Transformed
     if not (isinstance(batch, tf.TensorShape) and batch.rank == 0):
         base = tfd.BatchBroadcast(base, with_shape=batch)
     return tfd.TransformedDistribution(
-        base, _Conditioned(dist.bijector, kwargs), name=f"{dist.name}_given_c"
+        base, _Conditioned(dist.bijector, kwargs, conditional), name=f"{dist.name}_given_c"
     )

@@ -11,7 +11,12 @@
 * output and log-det shapes for sample shapes `[]`, `[3]` and `[2, 3]`, and output event shapes
   equal to `forward_event_shape` / `inverse_event_shape` (a squeeze may change the shape);
 * eager, `tf.function` and `tf.function(jit_compile=True)` agree;
-* gradients of a log-likelihood-like loss are finite and non-zero for every trainable variable.
+* gradients: every trainable variable gets a finite gradient, not all zeros, from a
+  log-likelihood-like loss of both directions, `mean(inverse(x)**2) - mean(ildj(x)) +
+  mean(forward(x)**2) + mean(fldj(x))` (a variable the outputs or log-dets ignore fails), and the
+  gradients of both log-dets with respect to every variable equal those of the autodiff
+  log-dets (so a log-det right in value but cut off from a variable, e.g. by `stop_gradient`,
+  fails; a variable the log-det does not depend on, such as a shift, passes with zeros).
 
 Example:
 
@@ -117,7 +122,7 @@ def check_bijector(
       rtol, atol: tolerances; default 1e-8 for float64 and 1e-4 for float32.
       sample_shapes: leading shapes to test; each is filled with events from `x`.
       modes: any of `"eager"`, `"function"`, `"jit"`.
-      check_gradients: check gradients reach every trainable variable.
+      check_gradients: check the gradients of the loss and of the log-dets (see above).
       require_variables: fail if the bijector has no trainable variables.
       require_non_identity: fail if `forward(x) == x` (identity parameters prove nothing).
       bijector_kwargs: keyword arguments for every bijector call (e.g. a conditional input).
@@ -187,23 +192,17 @@ def check_bijector(
         _close("forward(inverse(x))", fwd(inv(x)), x, rtol, atol),
     )
 
-    # Log-dets against autodiff Jacobians, both directions.
-    report["max_fldj_error"] = _close(
-        "forward_log_det_jacobian vs autodiff",
-        fldj(x),
-        autodiff_log_det_jacobian(fwd, x, event_ndims),
-        rtol,
-        atol,
-        broadcast=loose,
-    )
-    report["max_ildj_error"] = _close(
-        "inverse_log_det_jacobian vs autodiff",
-        ildj(x),
-        autodiff_log_det_jacobian(inv, x, event_ndims),
-        rtol,
-        atol,
-        broadcast=loose,
-    )
+    # Log-dets against autodiff Jacobians, both directions, taped for their gradients (below).
+    with tf.GradientTape(persistent=True, watch_accessed_variables=check_gradients) as tape:
+        log_dets = {
+            "fldj": (fldj(x), autodiff_log_det_jacobian(fwd, x, event_ndims)),
+            "ildj": (ildj(x), autodiff_log_det_jacobian(inv, x, event_ndims)),
+        }
+        mean_log_dets = {k: [tf.reduce_mean(t) for t in pair] for k, pair in log_dets.items()}
+    for name, what in (("fldj", "forward"), ("ildj", "inverse")):
+        report[f"max_{name}_error"] = _close(
+            f"{what}_log_det_jacobian vs autodiff", *log_dets[name], rtol, atol, broadcast=loose
+        )
     report["max_fldj_ildj_error"] = _close(
         "fldj(x) vs -ildj(forward(x))", fldj(x), -ildj(y), rtol, atol, loose
     )
@@ -241,11 +240,11 @@ def check_bijector(
 
     if check_gradients:
         variables = bijector.trainable_variables
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as loss_tape:
             z = inv(x)
             loss = tf.reduce_mean(tf.square(z)) - tf.reduce_mean(ildj(x))
             loss += tf.reduce_mean(tf.square(fwd(x))) + tf.reduce_mean(fldj(x))
-        grads = tape.gradient(loss, variables)
+        grads = loss_tape.gradient(loss, variables)
         for v, g in zip(variables, grads):
             if g is None:
                 raise AssertionError(f"no gradient reaches variable {v.name}")
@@ -254,5 +253,23 @@ def check_bijector(
                 raise AssertionError(f"non-finite gradient for variable {v.name}")
             if not np.any(g.numpy() != 0):
                 raise AssertionError(f"zero gradient for variable {v.name}")
+        # A log-det right in value but cut off from a variable (e.g. by `stop_gradient`) would
+        # train the wrong objective: its gradients must be those of the autodiff log-det.
+        report["max_log_det_gradient_error"] = 0.0
+        for name, targets in mean_log_dets.items():
+            ours, reference = (
+                tape.gradient(t, variables, unconnected_gradients="zero") for t in targets
+            )
+            for v, a, b in zip(variables, ours, reference):
+                err = _close(
+                    f"gradient of {name} for variable {v.name} vs autodiff",
+                    tf.convert_to_tensor(a),
+                    tf.convert_to_tensor(b),
+                    rtol,
+                    atol,
+                )
+                report["max_log_det_gradient_error"] = max(
+                    report["max_log_det_gradient_error"], err
+                )
         report["num_variables_checked"] = len(variables)
     return report

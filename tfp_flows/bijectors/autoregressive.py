@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -72,7 +73,12 @@ class MaskedAutoregressiveFlow(FlowBijector):
         `tfp_flows.bijectors.transformers`.
       log_scale_clamp: bound of the soft clamp `b * tanh(s / b)` on the affine log-scale, or
         `None` (ignored by a spline).
-      validate_args: check inputs for NaN and inf at run time.
+      validate_args: check inputs for NaN and inf at run time, and, once, that the conditioner
+        is autoregressive (else a `ValueError` names an output and the input it must not see):
+        at the first call, the Jacobian of the conditioner at a random probe, from one forward
+        and one backward pass on a batch of `D` copies, computed eagerly even inside a
+        `tf.function`. A MADE is checked against its `input_order`; any other conditioner must
+        have acyclic dependencies (some order of the dimensions makes it autoregressive).
       name: name of the bijector.
 
     References:
@@ -139,6 +145,7 @@ class MaskedAutoregressiveFlow(FlowBijector):
             self._transformer = transformer
             self._event_size = getattr(conditioner, "event_size", None)
             self._conditional_size = getattr(conditioner, "conditional_size", None)
+            self._autoregressive_checked = False
 
     @property
     def conditioner(self) -> Callable:
@@ -164,6 +171,48 @@ class MaskedAutoregressiveFlow(FlowBijector):
 
     def _params(self, y, conditional, **call_kwargs):
         """The transformer's parameters `[..., D, num_params]`, autoregressive in `y`."""
+        if self.validate_args and not self._autoregressive_checked:
+            self._check_autoregressive(y, conditional)
+        return self._conditioner_params(y, conditional, **call_kwargs)
+
+    def _check_autoregressive(self, y, conditional):
+        """Raises `ValueError` unless the params of each dimension see only earlier inputs.
+
+        Runs eagerly (lifted out of any `tf.function`) on `D` copies of a random probe, with a
+        random condition, whose row `k` feeds output `k`: one backward pass of the conditioner
+        gives the rows of its Jacobian. Deferred while the event size is unknown.
+        """
+        d = (y.shape[-1] if y.shape.rank else None) or self._event_size
+        c = None if conditional is None else tf.convert_to_tensor(conditional).shape
+        if d is None or (c is not None and (not c.rank or c[-1] is None)):
+            return
+        with tf.init_scope():  # eager; `tf.gradients` in a graph, as init_scope pauses tapes
+            rank = max(y.shape.rank or 2, 2)
+            probe = tf.random.stateless_normal([d], [0, 1])
+            probe = tf.cast(tf.broadcast_to(probe, [1] * (rank - 2) + [d, d]), y.dtype)
+            if c is not None:
+                c_probe = tf.random.stateless_normal([1] * (c.rank - 1) + [c[-1]], [0, 2])
+                conditional = tf.cast(c_probe, conditional.dtype)
+            p = self._transformer.num_params
+            pick = tf.eye(d, dtype=y.dtype)[..., None] * tf.range(1, p + 1, dtype=y.dtype)
+
+            @tf.function(autograph=False)
+            def jacobian_rows(probe):
+                params = self._conditioner_params(probe, conditional)
+                loss = tf.reduce_sum(params * pick)  # output k of row k, its params weighted
+                return tf.gradients(loss, probe, unconnected_gradients="zero")[0]
+
+            depends = tf.reshape(jacobian_rows(probe), [d, d]).numpy() != 0
+        made = self._conditioner
+        problem = _not_autoregressive(depends, made.input_order if isinstance(made, MADE) else None)
+        if problem:
+            raise ValueError(
+                f"{self.name}: the conditioner is not autoregressive: {problem}. The log-det "
+                "would be wrong (its Jacobian is not triangular)."
+            )
+        self._autoregressive_checked = True
+
+    def _conditioner_params(self, y, conditional, **call_kwargs):
         if conditional is None:
             if self._conditional_size is not None:
                 raise ValueError(
@@ -261,6 +310,35 @@ class MaskedAutoregressiveFlow(FlowBijector):
         return x, tf.reduce_sum(log_det, axis=-1)
 
 
+def _not_autoregressive(depends: np.ndarray, order=None) -> str | None:
+    """What breaks autoregressiveness in `depends[d, i]`: "the params of `d` depend on input `i`".
+
+    With an `order` (a MADE's degrees), input `i` may feed dimension `d` only if
+    `order[i] < order[d]`; without one, the dependencies must not form a cycle.
+    """
+    if order is not None:
+        for d, i in zip(*np.nonzero(depends)):
+            if order[i] >= order[d]:
+                return (
+                    f"the params of dimension {d} (degree {order[d]} in the MADE's "
+                    f"`input_order`) depend on input {i} (degree {order[i]}), not before it"
+                )
+        return None
+    remaining = set(range(len(depends)))  # strip dimensions with no remaining dependency
+    while free := {d for d in remaining if not any(depends[d, i] for i in remaining)}:
+        remaining -= free
+    if not remaining:
+        return None
+    path = [min(remaining)]  # each remaining dimension depends on another: walk to a repeat
+    while (i := next(i for i in sorted(remaining) if depends[path[-1], i])) not in path:
+        path.append(i)
+    cycle = [*path[path.index(i) :], i]
+    return (
+        f"the params of dimension {cycle[0]} depend on input {cycle[1]} (dependency cycle "
+        f"{' -> '.join(map(str, cycle))}, so no order of the dimensions is autoregressive)"
+    )
+
+
 class _SequentialMAF(MaskedAutoregressiveFlow):
     """The MAF inside an IAF: warns the first time its D-pass forward (the IAF inverse) runs."""
 
@@ -306,7 +384,8 @@ class InverseAutoregressiveFlow(_Invert):
         `[..., D, num_params]` or `(shift, log_scale)`), called on the latent `x`.
       transformer: `"affine"`, `"spline"` or a `transformers` instance, as for the MAF.
       log_scale_clamp: bound of the soft clamp on the affine log-scale, or `None`.
-      validate_args: check inputs for NaN and inf at run time.
+      validate_args: check inputs for NaN and inf at run time, and, once, that the conditioner
+        is autoregressive, as for the MAF.
       name: name of the bijector.
 
     References:

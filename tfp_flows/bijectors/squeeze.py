@@ -26,7 +26,8 @@ class Squeeze(FlowBijector):
     shape at the end of a multi-scale level (see `FactorOut`).
 
     Args:
-      factor: block size `f` (default 2); `H` and `W` must be divisible by it.
+      factor: block size `f` (default 2); `H` and `W` must be divisible by it (a `ValueError`
+        for static sizes, a run-time assertion for sizes known only inside a `tf.function`).
       validate_args: check inputs for NaN and inf at run time.
       dtype: dtype of the inputs, or `None` (default) for any.
       name: name of the bijector.
@@ -122,10 +123,31 @@ class Squeeze(FlowBijector):
 
     # -- the transform ----------------------------------------------------------------------
 
+    def _assert_divisible(self, x, what, sizes: dict, divisor, reason):
+        """`x`, after run-time checks that the `sizes` not known statically divide by `divisor`.
+
+        Static sizes are checked in `_check_event_shape`. XLA drops run-time assertions: under
+        `jit_compile=True` a bad size gives the reshape's own error instead.
+        """
+        checks = [
+            tf.debugging.Assert(
+                size % divisor == 0,
+                [f"{self.name}: the {name}", size, f"of the {what} input {reason}"],
+            )
+            for name, size in sizes.items()
+            if not isinstance(size, int)
+        ]
+        if not checks:
+            return x
+        with tf.control_dependencies(checks):
+            return tf.identity(x)
+
     def _forward_and_log_det(self, x):
         f = self._factor
         shape = tf.shape(x)
         batch, (h, w, c) = shape[:-3], _event_dims(x)
+        reason = f"is not divisible by the squeeze factor {f}"
+        x = self._assert_divisible(x, "forward", {"height": h, "width": w}, f, reason)
         blocks = tf.reshape(x, [-1, h // f, f, w // f, f, c])
         y = tf.transpose(blocks, [0, 1, 3, 2, 4, 5])  # [B, h/f, w/f, dy, dx, c]
         y = tf.reshape(y, tf.concat([batch, [h // f, w // f, c * f * f]], 0))
@@ -135,6 +157,8 @@ class Squeeze(FlowBijector):
         f = self._factor
         shape = tf.shape(y)
         batch, (h, w, c) = shape[:-3], _event_dims(y)
+        reason = f"are not divisible by factor**2 = {f * f}"
+        y = self._assert_divisible(y, "inverse", {"channels": c}, f * f, reason)
         blocks = tf.reshape(y, [-1, h, w, f, f, c // (f * f)])
         x = tf.transpose(blocks, [0, 1, 3, 2, 4, 5])  # [B, h, dy, w, dx, c]
         x = tf.reshape(x, tf.concat([batch, [h * f, w * f, c // (f * f)]], 0))
