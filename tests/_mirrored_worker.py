@@ -235,7 +235,9 @@ def skip() -> dict:
     x[::32][:, 0] = 1e20  # the first row of each global batch of 32: replica 0's share
     with STRATEGY.scope():
         model = _make("maf", "adam")
-    model.fit(rng.normal(size=x[:32].shape).astype("float32"), batch_size=32, verbose=0)
+    # The first fit's one batch of 31 splits 16/15 over the replicas (Keras' own build of the
+    # model from the first batch fails on that; the models skip it).
+    model.fit(rng.normal(size=x[:31].shape).astype("float32"), batch_size=31, verbose=0)
     before = [
         [v.numpy() for v in STRATEGY.experimental_local_results(w.value)] for w in model.weights
     ]

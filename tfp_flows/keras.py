@@ -350,6 +350,12 @@ class _FlowModel(keras.Model):
     def _checked_fit_arguments(self, arguments: dict) -> dict:
         return arguments
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15) builds a model under a strategy by averaging the replicas' shares of the
+        # first batch, which fails when a global batch splits unevenly (16 and 15 rows). The
+        # flow is built at construction and `fit` builds the optimizer: nothing is left to build.
+        return
+
     def save(self, filepath, overwrite: bool = True, **kwargs):
         """`keras.Model.save`, atomically: a crash while writing leaves the old file intact."""
         save_model(self, filepath, overwrite=overwrite, **kwargs)
