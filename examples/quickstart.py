@@ -48,11 +48,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="out/quickstart")
     parser.add_argument("--smoke", action="store_true", help="tiny run, to check it works")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(args.seed)
     # Plenty of fresh points, few passes: a small training set is overfitted within minutes.
     n_train, epochs = (2_048, 1) if args.smoke else (204_800, args.epochs)
 

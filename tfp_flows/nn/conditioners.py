@@ -248,14 +248,34 @@ class ConvConditioner(_Conditioner):
             c = tf.reshape(c, [-1, 1, 1, self.conditional_size])
             c = tf.broadcast_to(c, [tf.shape(h)[0], *self.image_shape[:2], self.conditional_size])
             h = tf.concat([h, c], axis=-1)
-        h = tf.nn.relu(self.input_conv(h))
-        for conv_a, conv_b in zip(self.block_convs_a, self.block_convs_b):
-            h = tf.nn.relu(h + conv_b(tf.nn.relu(conv_a(h))))
-        out = self.output_conv(h)
+        out = self._network(h)
         out = tf.reshape(
             out, tf.concat([leading, [*self.image_shape[:2], 2 * self.output_channels]], 0)
         )
         return out[..., : self.output_channels], out[..., self.output_channels :]
+
+    def _network(self, h):
+        """The convolutions on `h: [N, H, W, C]`, for any `N`, the empty batch `N = 0` included.
+
+        TensorFlow's oneDNN `Conv2D` kernel (on by default on x86 CPUs) returns a tensor of its
+        *input's* shape for an empty batch, so the next bias add fails with "Incompatible shapes"
+        (or, with as many output as input channels, the result has the wrong shape). So the
+        convolutions never see an empty batch: a batch that is empty when traced gets zeros
+        without running them, and one whose size is unknown until run time is padded with one
+        zero row when empty (`tf.pad` by 0 rows forwards its input, and so does the full
+        slice: no copy for a non-empty batch; under XLA the batch size is static).
+        """
+        n = h.shape[0]
+        if n == 0:
+            return tf.zeros([0, *self.image_shape[:2], 2 * self.output_channels], h.dtype)
+        if n is None:
+            n = tf.shape(h)[0]
+            h = tf.pad(h, [[0, tf.maximum(1 - n, 0)], [0, 0], [0, 0], [0, 0]])
+        h = tf.nn.relu(self.input_conv(h))
+        for conv_a, conv_b in zip(self.block_convs_a, self.block_convs_b):
+            h = tf.nn.relu(h + conv_b(tf.nn.relu(conv_a(h))))
+        out = self.output_conv(h)
+        return out if isinstance(n, int) else out[:n]
 
     def get_config(self) -> dict:
         config = self._base_config()
