@@ -1,6 +1,8 @@
 """Flow surrogate posteriors and the budgeted fit loop (`tfp_flows.vi`)."""
 
 import collections
+import re
+import warnings
 
 import keras
 import numpy as np
@@ -8,7 +10,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_flows import vi
+from tfp_flows import bijectors as fb
+from tfp_flows import flows, vi
+from tfp_flows.bijectors import PerformanceWarning
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 Root = tfd.JointDistributionCoroutine.Root
@@ -229,3 +233,62 @@ def test_fit_reduces_loss_and_validates_arguments():
             vi.fit(q, target, **bad)
     with pytest.raises(ValueError, match="time_budget_s"):
         vi.fit(q, target, num_steps=1, time_budget_s=0)
+
+
+# -- issue 12: defaults that work ----------------------------------------------------------------
+
+
+def _performance_warnings(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # no dedup by Python: only the flow's own once-only
+        fn()
+    return [str(w.message) for w in caught if issubclass(w.category, PerformanceWarning)]
+
+
+def test_iaf_density_warning_comes_once_per_flow():
+    posterior = _coroutine_model()
+    q = vi.flow_surrogate_posterior(posterior, flow="iaf", num_layers=3, hidden_units=(8,))
+    z = tf.nest.map_structure(tf.identity, q.sample(4, seed=(0, 1)))  # new points: D passes
+
+    messages = _performance_warnings(lambda: [q.log_prob(z) for _ in range(3)])
+    assert len(messages) == 1, messages  # not one per layer (3) per call (3)
+    assert re.search(r"3 IAF layers.* 9 sequential .*experimental_sample_and_log_prob", messages[0])
+    # A new flow warns again, once; through a distribution or a chain of IAF layers alike.
+    flow = flows.iaf(3, num_layers=4, hidden_units=(8,))
+    assert len(_performance_warnings(lambda: [flow.log_prob(tf.zeros([2, 3])) for _ in "ab"])) == 1
+    assert len(_performance_warnings(lambda: flow.bijector.inverse(tf.ones([2, 3])))) == 0
+
+
+def test_default_flow_is_real_nvp_and_the_docstring_says_so():
+    q = vi.flow_surrogate_posterior(event_shape=[3], num_layers=2, hidden_units=(8,))
+    assert all(not isinstance(b, fb.InverseAutoregressiveFlow) for b in flows.flow_bijectors(q))
+    assert any(isinstance(b, fb.AffineCoupling) for b in flows.flow_bijectors(q.distribution))
+    doc = " ".join(vi.flow_surrogate_posterior.__doc__.split())
+    assert '`"real_nvp"` (the default' in doc and "right flow for VI" not in doc
+
+
+@pytest.mark.parametrize(
+    "model, given",
+    [(lambda mu: -(mu**2), "function"), ("mu", "str"), (tfd.Normal(0.0, 1.0).log_prob, "method")],
+)
+def test_a_model_that_is_not_a_distribution_is_refused_by_name(model, given):
+    with pytest.raises(
+        TypeError, match=rf"`model` must be a tfd\.JointDistribution.*got a {given}"
+    ):
+        vi.flow_surrogate_posterior(model)
+
+
+def test_observed_needs_a_joint_distribution_and_fit_names_swapped_arguments():
+    with pytest.raises(TypeError, match=r"`observed`.*JointDistribution.*got a Normal"):
+        vi.flow_surrogate_posterior(tfd.Normal(0.0, 1.0), observed=dict(y=1.0))
+    # A plain continuous distribution is a model whose event is the one latent variable.
+    q = vi.flow_surrogate_posterior(tfd.MultivariateNormalDiag(tf.zeros(2)), **SMALL)
+    assert q.event_shape == [2]
+    with pytest.raises(ValueError, match="no default event-space bijector"):
+        vi.flow_surrogate_posterior(tfd.Poisson(1.0))
+    posterior = _coroutine_model()
+    q = vi.flow_surrogate_posterior(posterior, num_layers=2, hidden_units=(8,))
+    with pytest.raises(TypeError, match=r"`surrogate` must be a tfd\.Distribution.*Pinned"):
+        vi.fit(posterior, posterior.unnormalized_log_prob, num_steps=1)
+    with pytest.raises(TypeError, match=r"`target_log_prob_fn`.*callable.*unnormalized_log_prob"):
+        vi.fit(q, posterior, num_steps=1)

@@ -445,6 +445,8 @@ def _made_stack(dim, num_layers, hidden_units, activation, transformer, cond, dt
         layers.append(cls(made, transformer=transformer, name=name))
         if i < num_layers - 1:
             layers.append(tfb.Permute(list(range(dim))[::-1], name=f"reverse_{i}"))
+    if inverse:
+        fb.warn_once_together(layers)
     return layers
 
 

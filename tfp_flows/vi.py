@@ -59,6 +59,7 @@ from tfp_flows import flows
 from tfp_flows.losses import reverse_kl
 
 tfb, tfd = tfp.bijectors, tfp.distributions
+_Pinned = tfp.experimental.distributions.JointDistributionPinned  # not a tfd.Distribution
 
 __all__ = [
     "FitResult",
@@ -164,6 +165,21 @@ def _make_flow(flow, dim: int, dtype, flow_kwargs) -> tfd.Distribution:
     return dist
 
 
+def _check_model(model, observed) -> None:
+    """Raises `TypeError` unless `model` is a distribution (a joint one if `observed` pins it)."""
+    if not isinstance(model, tfd.Distribution | _Pinned):
+        hint = " For a log-density, pass `event_shape=` instead." if callable(model) else ""
+        raise TypeError(
+            "`model` must be a tfd.JointDistribution (pinned, or with `observed`) or another "
+            f"tfd.Distribution over the latent variables; got a {type(model).__name__}.{hint}"
+        )
+    if observed and not hasattr(model, "experimental_pin"):
+        raise TypeError(
+            "`observed` pins variables of a tfd.JointDistribution; got a "
+            f"{type(model).__name__}, which has nothing to pin."
+        )
+
+
 def flow_surrogate_posterior(
     model: tfd.Distribution | None = None,
     *,
@@ -184,15 +200,23 @@ def flow_surrogate_posterior(
 
     Args:
       model: a `tfd.JointDistribution*` whose events are the latent variables, e.g.
-        `full_model.experimental_pin(y=data)`; or an unpinned model with `observed`.
+        `full_model.experimental_pin(y=data)`; or an unpinned model with `observed`; or any
+        continuous `tfd.Distribution` (its event is the one latent variable). For a
+        log-density function, pass `event_shape` instead.
       event_shape: instead of `model`: a structure of shapes (`{"a": [], "b": [3]}`, a list, or
         one shape), for a plain `target_log_prob_fn`.
       constraining_bijector: with `event_shape`: one (multipart) bijector, or a structure of
         per-variable bijectors (`None` leaves are the identity), mapping `R^d` to each support.
         Default: no constraint.
       observed: values to pin in `model` (a dict of name to value), if `model` is not pinned.
-      flow: `"real_nvp"`, `"iaf"` (fast sampling: the right flow for VI), `"maf"`, or a callable
-        `dim -> distribution` with event shape `[dim]`.
+      flow: `"real_nvp"` (the default), `"iaf"`, `"maf"`, or a callable `dim -> distribution`
+        with event shape `[dim]`. Real NVP samples and evaluates densities in one pass each, so
+        `fit(..., stick_the_landing=True)` (an extra `log_prob` of the samples) stays cheap; so
+        trained, it fitted better than an IAF on both Bayesian logistic regressions measured.
+        An IAF samples with its log-prob in one pass too, but `log_prob` of any other points,
+        `stick_the_landing` included, takes `D` sequential passes per layer: pick it for
+        `D = 1`, which Real NVP cannot split, or to try fully autoregressive layers. A MAF
+        samples in `D` passes: avoid it for VI.
       dtype: with `event_shape`: the float dtype (default float32).
       name: the distribution's name.
       **flow_kwargs: passed to the flow factory (`num_layers`, `hidden_units`, ...). For
@@ -207,15 +231,17 @@ def flow_surrogate_posterior(
     if (model is None) == (event_shape is None):
         raise ValueError("Pass exactly one of `model` and `event_shape`.")
     if model is not None:
+        _check_model(model, observed)
         if constraining_bijector is not None or dtype is not None:
             raise ValueError(
                 "`constraining_bijector` and `dtype` go with `event_shape`, not `model`."
             )
         if observed:
             model = model.experimental_pin(**observed)
-        shapes = model.event_shape
+        shapes, dtype = model.event_shape, _single_dtype(model.dtype)
         constrain = model.experimental_default_event_space_bijector()
-        dtype = _single_dtype(model.dtype)
+        if constrain is None:
+            raise ValueError(f"{model} has no default event-space bijector (discrete latents?).")
     else:
         if observed:
             raise ValueError("`observed` needs a `model` to pin.")
@@ -315,6 +341,16 @@ def fit(
     Returns:
       A `FitResult` with the loss trace.
     """
+    if not isinstance(surrogate, tfd.Distribution):
+        raise TypeError(
+            "`surrogate` must be a tfd.Distribution with trainable variables (e.g. from "
+            f"`flow_surrogate_posterior(model)`); got a {type(surrogate).__name__}."
+        )
+    if not callable(target_log_prob_fn):
+        raise TypeError(
+            "`target_log_prob_fn` must be callable (e.g. a pinned model's "
+            f"`unnormalized_log_prob`); got a {type(target_log_prob_fn).__name__}."
+        )
     if int(num_steps) < 1:
         raise ValueError(f"`num_steps` must be >= 1; got {num_steps}.")
     if int(sample_size) < 1:

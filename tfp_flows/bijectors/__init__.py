@@ -8,6 +8,7 @@ from tfp_flows.bijectors.autoregressive import (
     InverseAutoregressiveFlow,
     MaskedAutoregressiveFlow,
     PerformanceWarning,
+    warn_once_together,
 )
 from tfp_flows.bijectors.factor_out import FactorOut
 from tfp_flows.bijectors.invertible_conv import Invertible1x1Conv
@@ -26,4 +27,5 @@ __all__ = [
     "initialize_actnorm",
     "soft_clamp",
     "transformers",
+    "warn_once_together",
 ]

@@ -25,7 +25,12 @@ from tfp_flows.nn.made import MADE
 
 tfb = tfp.bijectors
 
-__all__ = ["InverseAutoregressiveFlow", "MaskedAutoregressiveFlow", "PerformanceWarning"]
+__all__ = [
+    "InverseAutoregressiveFlow",
+    "MaskedAutoregressiveFlow",
+    "PerformanceWarning",
+    "warn_once_together",
+]
 
 
 class PerformanceWarning(UserWarning):
@@ -340,22 +345,40 @@ def _not_autoregressive(depends: np.ndarray, order=None) -> str | None:
 
 
 class _SequentialMAF(MaskedAutoregressiveFlow):
-    """The MAF inside an IAF: warns the first time its D-pass forward (the IAF inverse) runs."""
+    """The MAF inside an IAF: its D-pass forward (the IAF inverse) warns once.
+
+    Layers tied by `warn_once_together` (the IAF layers of one flow: `flows.iaf` ties them)
+    share the warning: the first of them to run its inverse warns for all, so a chain of IAF
+    layers warns once, not once per layer, and never again (retracing included).
+    """
 
     _warned = False
+    _group: list | None = None  # the layers tied to this one, itself included
 
     def _forward_and_log_det(self, x, conditional=None):
         if not self._warned:
-            self._warned = True
+            group = self._group or [self]
+            for layer in group:
+                layer._warned = True
             d = self._event_size or x.shape[-1] or "D"
+            who = f"this flow's {len(group)} IAF layers" if len(group) > 1 else repr(self.name)
             warnings.warn(
-                f"InverseAutoregressiveFlow '{self.name}': the inverse (density of points not "
-                f"sampled by this flow) takes {d} sequential conditioner passes. To get samples "
-                "with their log-prob in one pass, use `dist.experimental_sample_and_log_prob(n)`.",
+                f"InverseAutoregressiveFlow {who}: the density of points not sampled by the "
+                f"flow (its inverse) takes {d} sequential conditioner passes per IAF layer. To get "
+                "samples with their log-prob in one pass, use "
+                "`dist.experimental_sample_and_log_prob(n)`.",
                 PerformanceWarning,
                 stacklevel=_user_stacklevel(),
             )
         return super()._forward_and_log_det(x, conditional=conditional)
+
+
+def warn_once_together(layers) -> None:
+    """Ties the `InverseAutoregressiveFlow`s among `layers` (one flow's) to one slow-path
+    `PerformanceWarning`, instead of one per layer."""
+    group = [b.bijector for b in layers if isinstance(b, InverseAutoregressiveFlow)]
+    for layer in group:
+        layer._group = group
 
 
 class InverseAutoregressiveFlow(_Invert):
@@ -371,8 +394,9 @@ class InverseAutoregressiveFlow(_Invert):
     MAF vs IAF, which direction is cheap: an IAF samples in one pass and, since the log-det of
     the forward pass is cached, `dist.experimental_sample_and_log_prob(n)` returns samples with
     their log-prob from that same pass. The density of new points (`log_prob` on data) solves for
-    `x` one dimension at a time, `D` passes; the first time that runs, a `PerformanceWarning` is
-    emitted. A MAF is the reverse: density in one pass, sampling in `D`.
+    `x` one dimension at a time, `D` passes; the first time that runs, one `PerformanceWarning` is
+    emitted for the whole flow (a `tfb.Chain` of IAF layers warns once, not once per layer). A
+    MAF is the reverse: density in one pass, sampling in `D`.
 
     It is `tfb.Invert(MaskedAutoregressiveFlow(...))` (an instance of TFP's non-composite
     `Invert` base class, which is what `tfb.Invert` returns for a bijector holding a Keras
