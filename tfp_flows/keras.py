@@ -433,15 +433,71 @@ class DensityModel(_FlowModel):
     `bits_per_dim` of dequantised images, for training and `validation_data`. Bad data (wrong
     shape or dtype, integer images, NaN or inf) raises a clear error before any weight changes.
 
+    With `dequantize=True` the model takes images as they come and dequantises every batch of
+    `fit` and `evaluate` itself, with fresh noise: `x = (k + u) / num_bins`, `u ~ U[0, 1)`. The
+    data are pixel levels `k`, either integers in `[0, num_bins - 1]` (any integer dtype, e.g.
+    `uint8`) or floats `k / (num_bins - 1)` (e.g. `k / 255`), which are mapped back to `k`
+    (floats off that grid, e.g. data dequantised already, are refused). The noise is drawn
+    statelessly from `(seed, draws)`, with a counter of draws the model owns: it differs from
+    step to step (also compiled, with XLA, and under a distribution strategy, where each
+    replica folds in its id), a run is reproducible from `seed`, and `save` keeps the counter,
+    so a reloaded or resumed model goes on with new noise. `sample` returns points `x` in
+    `[0, 1)`; `floor(num_bins * x)` are their pixel levels.
+
     Args:
       flow: a factory name from `tfp_flows.flows.FACTORIES` (savable) or a distribution.
       flow_kwargs: keyword arguments for the factory.
-      num_bins: pixel levels of dequantised image data in `[0, 1)`, to report bits/dim.
+      num_bins: pixel levels `K` of image data, to report bits/dim: of data dequantised already
+        to `[0, 1)`, or with `dequantize=True` of the pixels the model dequantises.
+      dequantize: take pixel levels and dequantise each batch with fresh noise (needs
+        `num_bins`).
+      seed: an int, the seed of the dequantisation noise.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from tfp_flows.keras import DensityModel
+    >>> flow_kwargs = {"image_shape": [4, 4, 1], "levels": 1, "steps_per_level": 1,
+    ...                "logit_alpha": 0.05}
+    >>> model = DensityModel("glow", flow_kwargs, num_bins=256, dequantize=True)
+    >>> model.compile(optimizer="adam")
+    >>> pixels = np.random.default_rng(0).integers(0, 256, (32, 4, 4, 1), dtype=np.uint8)
+    >>> history = model.fit(pixels, batch_size=16, verbose=0)
+    >>> sorted(history.history)
+    ['bits_per_dim', 'nll', 'skipped_steps']
     """
 
-    def __init__(self, flow="maf", flow_kwargs=None, *, num_bins: int | None = None, **kwargs):
+    def __init__(
+        self,
+        flow="maf",
+        flow_kwargs=None,
+        *,
+        num_bins: int | None = None,
+        dequantize: bool = False,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(flow, flow_kwargs, **kwargs)
         self.num_bins = check.integer(num_bins, "num_bins", allow_none=True)
+        if not isinstance(dequantize, bool | np.bool_):
+            raise TypeError(f"`dequantize` must be True or False; got {dequantize!r}.")
+        self.dequantize = bool(dequantize)
+        self.seed = check.integer(seed, "seed", minimum=0)
+        if self.dequantize:
+            if self.num_bins is None or self.num_bins < 2:
+                raise ValueError(
+                    "`dequantize=True` needs `num_bins` >= 2, the number of pixel levels (256 "
+                    f"for 8-bit images); got num_bins={self.num_bins}."
+                )
+            # Saved with the model (a SeedGenerator's state is not), so a reloaded or resumed
+            # model draws new noise rather than replaying it.
+            self._noise_draws = keras.Variable(
+                0,
+                dtype="int32",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="dequantization_draws",
+            )
         self._num_dims = math.prod(self.flow.event_shape)
         self._nll = keras.metrics.Mean(name="nll")
         self._bpd = keras.metrics.Mean(name="bits_per_dim") if num_bins else None
@@ -451,10 +507,93 @@ class DensityModel(_FlowModel):
         return [m for m in (self._nll, self._bpd, self._skipped) if m is not None]
 
     def get_config(self):
-        return {**super().get_config(), "num_bins": self.num_bins}
+        return {
+            **super().get_config(),
+            "num_bins": self.num_bins,
+            "dequantize": self.dequantize,
+            "seed": self.seed,
+        }
 
     def call(self, x, conditional=None):
         return self.log_prob(x, conditional)
+
+    def log_prob(self, x, conditional=None):
+        """Log-density of `x` under the flow (given `conditional`, for a conditional flow).
+
+        With `dequantize=True`, integer `x` are pixel levels: they are dequantised with one
+        fresh noise draw (as a step of `evaluate` does), so the result is a one-sample estimate
+        of `E_u log q((k + u) / num_bins)`, different at every call; average several calls for
+        a closer one. Float `x` are points of the continuous space, e.g. `sample`'s, as ever.
+        """
+        if self.dequantize and _is_integer(x):
+            if not tf.is_symbolic_tensor(x):
+                x = self._pixel_levels(x, "x", check_event=False)
+            x = self._dequantized(tf.convert_to_tensor(x))
+        return super().log_prob(x, conditional)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`; with `dequantize=True`, pixel arrays are checked up front."""
+        if self.dequantize:
+            x = self._validated(x, "x")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _dequantized(self, pixels: tf.Tensor) -> tf.Tensor:
+        """`(k + u) / num_bins` with fresh `u ~ U[0, 1)`, for integer levels `k` or floats
+        `k / (num_bins - 1)`, in the flow's dtype."""
+        dtype = self.flow.dtype
+        if pixels.dtype.is_floating:
+            k = tf.round(tf.cast(pixels, dtype) * (self.num_bins - 1))
+        else:
+            k = tf.cast(pixels, dtype)
+        with tf.control_dependencies([k]):  # a batch refused by `_batch_check` draws nothing
+            self._noise_draws.assign_add(1)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self._noise_draws, tf.int64)])
+        if _distributed():  # the same step, other data: other noise
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            seed = tf.random.experimental.stateless_fold_in(seed, replica)
+        u = tf.random.stateless_uniform(tf.shape(k), seed=seed, dtype=dtype)
+        return (k + u) / self.num_bins
+
+    def _pixel_levels(self, data, name: str, check_event: bool = True) -> np.ndarray:
+        """Pixel data checked up front: integer levels in `[0, num_bins - 1]`, or floats
+        `k / (num_bins - 1)`; returns the levels as integers."""
+        values, top = np.asarray(data), self.num_bins - 1
+        if values.dtype.kind == "f":
+            if not np.isfinite(values).all():
+                index = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+                raise ValueError(f"{name} has non-finite values (NaN or inf), e.g. at {index}.")
+            scaled = values.astype(np.float64) * top
+            levels = np.rint(scaled)
+            off = float(np.abs(scaled - levels).max()) if values.size else 0.0
+            if off > _grid_tolerance(values.dtype, top):
+                raise ValueError(
+                    f"{name} has float values off the grid k / {top} (k = 0, ..., {top}) by up "
+                    f"to {off:.3g} of a level: with dequantize=True, pass the pixels (integers, "
+                    f"or floats k / {top}), not data dequantised already."
+                )
+        elif values.dtype.kind in "iu":
+            levels = values
+        else:
+            raise TypeError(
+                f"{name} must be pixel levels (an integer dtype, or floats k / {top}); got "
+                f"dtype {values.dtype}."
+            )
+        if check_event:
+            check_event_shape(self.flow, values.shape, name=name)
+            if values.shape[0] == 0:
+                raise ValueError(f"{name} is empty (0 examples): there is nothing to fit.")
+        if not values.size:
+            return levels.astype(np.int32)
+        low, high = levels.min(), levels.max()
+        if low < 0 or high > top:
+            floats = f" (floats: k / {top}, in [0, 1])" if values.dtype.kind == "f" else ""
+            raise ValueError(
+                f"{name} has pixel levels outside [0, {top}], the range of num_bins="
+                f"{self.num_bins}{floats}: got values in [{values.min()}, {values.max()}]."
+            )
+        if check_event:
+            self._data_span = (float(low) / self.num_bins, (float(high) + 1) / self.num_bins)
+        return levels.astype(np.uint8 if top <= 255 else np.int32)
 
     def _unpack(self, data):
         x, c, w = keras.utils.unpack_x_y_sample_weight(data)
@@ -465,6 +604,8 @@ class DensityModel(_FlowModel):
                 "A conditional flow needs (x, c) data; an unconditional one takes x alone "
                 f"(conditional_size={self.conditional_size}, got c={'none' if c is None else 'c'})."
             )
+        if self.dequantize:
+            x = self._dequantized(x)
         return check_data(self.flow, x), c, w
 
     def _weighted_nll(self, x, c, w):
@@ -572,6 +713,8 @@ class DensityModel(_FlowModel):
             return data
         if _is_batches(data):  # a generator of batches: each checked as it comes
             return self._checked_batches(data, name)
+        if self.dequantize and check_event:  # x (not a condition): pixels
+            return self._pixel_levels(data, name)
         if tf.is_tensor(data) and data.dtype.is_floating and data.dtype != self.flow.dtype:
             raise TypeError(  # as check_data: tensors are not cast silently, arrays are
                 f"{name} is a {data.dtype.name} tensor; the flow computes in "
@@ -610,7 +753,9 @@ class DensityModel(_FlowModel):
         domain = data_domain(self.flow)
         checked = []
         for i, t in enumerate(batch):
-            if t.dtype.is_floating:
+            if i == 0 and self.dequantize:
+                t = self._pixel_batch_check(t)
+            elif t.dtype.is_floating:
                 t = tf.debugging.assert_all_finite(t, "non-finite values (NaN or inf) in the data")
                 if i == 0 and domain is not None:
                     message = (
@@ -628,6 +773,51 @@ class DensityModel(_FlowModel):
                         t = tf.identity(t)
             checked.append(t)
         return tuple(checked) if len(checked) > 1 else checked[0]
+
+    def _pixel_batch_check(self, t):
+        """In-graph `_pixel_levels`: levels in `[0, num_bins - 1]`, or floats on the grid."""
+        top = self.num_bins - 1
+        if t.dtype.is_integer:
+            levels = tf.cast(t, tf.int64)
+            message = f"pixel levels outside [0, {top}] (num_bins={self.num_bins})"
+            checks = [
+                tf.debugging.assert_greater_equal(levels, tf.constant(0, tf.int64), message),
+                tf.debugging.assert_less_equal(levels, tf.constant(top, tf.int64), message),
+            ]
+        elif t.dtype.is_floating:
+            t = tf.debugging.assert_all_finite(t, "non-finite values (NaN or inf) in the data")
+            scaled = tf.cast(t, tf.float64) * top
+            off = tf.abs(scaled - tf.round(scaled))
+            tolerance = _grid_tolerance(t.dtype.as_numpy_dtype, top)
+            message = (
+                f"pixel values outside [0, 1] or off the grid k / {top}: with dequantize=True, "
+                f"pass the pixels (integers, or floats k / {top}), not data dequantised already"
+            )
+            checks = [
+                tf.debugging.assert_greater_equal(t, tf.cast(0, t.dtype), message),
+                tf.debugging.assert_less_equal(t, tf.cast(1, t.dtype), message),
+                tf.debugging.assert_less_equal(off, tf.constant(tolerance, tf.float64), message),
+            ]
+        else:  # refused by `check_data` in the step, naming the dtype
+            return t
+        with tf.control_dependencies(checks):
+            return tf.identity(t)
+
+
+def _is_integer(x) -> bool:
+    """Whether `x` (a tensor, an array or a nested list) has an integer dtype."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(x).dtype
+    try:
+        return tf.as_dtype(dtype).is_integer
+    except TypeError:
+        return False
+
+
+def _grid_tolerance(dtype, top: int) -> float:
+    """How far (in levels) a float `k / top` of `dtype` may lie from `k` after rounding."""
+    return max(1e-3, top * float(np.finfo(dtype).eps))
 
 
 def _is_batches(data) -> bool:
