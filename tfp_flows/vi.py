@@ -341,9 +341,10 @@ def fit(
     Returns:
       A `FitResult` with the loss trace.
     """
-    if not isinstance(surrogate, tfd.Distribution):
+    # Duck-typed: TFP's own surrogate builders return `DeferredModule`s that act as distributions.
+    if not all(hasattr(surrogate, a) for a in ("log_prob", "sample", "trainable_variables")):
         raise TypeError(
-            "`surrogate` must be a tfd.Distribution with trainable variables (e.g. from "
+            "`surrogate` must be a distribution with trainable variables (e.g. from "
             f"`flow_surrogate_posterior(model)`); got a {type(surrogate).__name__}."
         )
     if not callable(target_log_prob_fn):
