@@ -4,8 +4,10 @@
   `log_prob` runs) one bijector at a time and returns the first bijector whose output or
   log-determinant is not finite (a `NonFiniteFinding`), or `None`.
 * `StopOnNonFinite` is a Keras callback for `tfp_flows.keras.DensityModel.fit` and
-  `VariationalModel.fit`. When the training loss becomes NaN or inf it stops training, names the
-  step and where the first non-finite value appeared (the bijector, on the offending batch; or the
+  `VariationalModel.fit`. The models' own step already skips any update whose loss, gradients
+  or weights are not finite (`tfp_flows.keras.SkippedSteps`) and stops after a few in a row; this
+  callback is the richer diagnosis on top. At the first skipped step (or non-finite logged
+  value) it stops training, names the step and where the first non-finite value appeared (the bijector, on the offending batch; or the
   target log-density, on the offending step's samples), puts back the last good weights and
   optimizer state, saves the weights, and raises `NonFiniteLossError`.
 
@@ -174,10 +176,12 @@ _PROBE_COUNTS = _NONFINITE_COUNTS_LOG  # what VariationalModel's step logs when 
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops `fit` at the first NaN or inf loss, names the culprit, keeps the last good state.
+    """Stops `fit` at the first skipped step, names the culprit, keeps the last good state.
 
-    Works with `DensityModel` and `VariationalModel`. After every batch it checks the logged
-    values (`monitor`, or every logged value). On a non-finite one it:
+    Works with `DensityModel` and `VariationalModel`, whose steps skip (do not apply) any update
+    whose loss, gradients or weights are NaN or inf and log `skipped_steps`. After every batch
+    this callback checks whether a step was skipped, and the logged values (`monitor`, or every
+    logged value) for NaN or inf. On either it:
 
     1. names the step (counted from 1 over the whole `fit`), epoch and batch;
     2. puts back the state in effect at that step and looks for the culprit: for a
