@@ -7,9 +7,10 @@
   `VariationalModel.fit`. The models' own step already skips any update whose loss, gradients
   or weights are not finite (`tfp_flows.keras.SkippedSteps`) and stops after a few in a row; this
   callback is the richer diagnosis on top. At the first skipped step (or non-finite logged
-  value) it stops training, names the step and where the first non-finite value appeared (the bijector, on the offending batch; or the
-  target log-density, on the offending step's samples), puts back the last good weights and
-  optimizer state, saves the weights, and raises `NonFiniteLossError`.
+  value) it stops training, names the step and where the first non-finite value appeared (the
+  bijector, on the offending batch; or the target log-density, on the offending step's samples),
+  puts back the last good weights and optimizer state, saves the weights, and raises
+  `NonFiniteLossError`.
 
 Example:
 
