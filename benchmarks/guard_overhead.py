@@ -14,7 +14,6 @@ Writes `benchmarks/guard_overhead.md` and `.json`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -24,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from run import machine_info  # noqa: E402
+from run import machine_info, write_report  # noqa: E402
 
 CASES = {  # name -> (factory, kwargs, batch)
     "MAF C (D=8, H=128)": ("maf", {"dim": 8, "num_layers": 5, "hidden_units": [128, 128]}, 256),
@@ -152,11 +151,7 @@ def main(argv=None):
             f"1-minute load average at the end {os.getloadavg()[0]:.1f}"
         ),
     }
-    with open(args.out + ".json", "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
-    with open(args.out + ".md", "w") as f:
-        f.write(render(results, meta))
-    print(render(results, meta))
+    write_report(args.out, {"meta": meta, "results": results}, render(results, meta))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Same models, data, optimizer (Keras Adam 1e-3) and thread settings (2 intra-op, 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,7 +26,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 from _worker import _tf_setup, _tfp_builtin_maf  # noqa: E402
-from run import CASES, machine_info  # noqa: E402
+from run import CASES, machine_info, write_report  # noqa: E402
 
 
 def _block(fn, arg, n):
@@ -180,11 +179,7 @@ def main(argv=None):
         "rounds": args.rounds,
         "min_time": args.min_time,
     }
-    with open(args.out + ".json", "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
-    with open(args.out + ".md", "w") as f:
-        f.write(render(results, meta))
-    print(render(results, meta))
+    write_report(args.out, {"meta": meta, "results": results}, render(results, meta))
 
 
 if __name__ == "__main__":

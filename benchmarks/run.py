@@ -172,6 +172,15 @@ def _fmt_time(stats: dict | None) -> str:
     )
 
 
+def write_report(stem: str, data: dict, markdown: str) -> None:
+    """Writes `stem.json` (the figures) and `stem.md` (the table), and prints the table."""
+    with open(stem + ".json", "w") as f:
+        json.dump(data, f, indent=1)
+    with open(stem + ".md", "w") as f:
+        f.write(markdown)
+    print(markdown)
+
+
 def machine_info(records: list[dict]) -> dict:
     info = {"python": platform.python_version(), "platform": platform.platform()}
     if shutil.which("lscpu"):
