@@ -47,6 +47,7 @@ from tfp_flows.bijectors import ActNorm, FlowBijector
 from tfp_flows.images import bits_per_dim
 from tfp_flows.losses import (
     check_data,
+    check_dtype,
     check_event_shape,
     check_values,
     data_domain,
@@ -715,19 +716,8 @@ class DensityModel(_FlowModel):
             return self._checked_batches(data, name)
         if self.dequantize and check_event:  # x (not a condition): pixels
             return self._pixel_levels(data, name)
-        if tf.is_tensor(data) and data.dtype.is_floating and data.dtype != self.flow.dtype:
-            raise TypeError(  # as check_data: tensors are not cast silently, arrays are
-                f"{name} is a {data.dtype.name} tensor; the flow computes in "
-                f"{self.flow.dtype.name}. Cast it (tf.cast) or build the flow with that `dtype=`."
-            )
+        check_dtype(self.flow, data, name=name)
         array = np.asarray(data)
-        if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
-            raise TypeError(
-                f"{name} has integer dtype {array.dtype}; flows model continuous data. Dequantise "
-                "integer images first (tfp_flows.images.dequantize)."
-            )
-        if not np.issubdtype(array.dtype, np.floating):
-            raise TypeError(f"{name} must be floating point; got dtype {array.dtype}.")
         if check_event:
             check_event_shape(self.flow, array.shape, name=name)
             if array.shape[0] == 0:

@@ -39,6 +39,7 @@ tfd = tfp.distributions
 
 __all__ = [
     "check_data",
+    "check_dtype",
     "check_event_shape",
     "check_values",
     "data_domain",
@@ -68,21 +69,32 @@ def check_data(dist: tfd.Distribution, x, *, name: str = "x") -> tf.Tensor:
 
     Static checks (also when traced in a `tf.function`):
 
-    * `TypeError` for `None`, integer or other non-float data: images must be dequantised first
-      (`tfp_flows.images.dequantize`); also for a float *tensor* of another precision than the
-      flow's (NumPy arrays and lists are cast).
+    * `TypeError` for data of the wrong dtype (see `check_dtype`);
     * `ValueError` for a shape that is not `[..., *dist.event_shape]`.
 
     Value checks, when `x` is concrete (eager tensors, NumPy arrays): see `check_values`.
     """
+    check_dtype(dist, x, name=name)
+    concrete = None if tf.is_symbolic_tensor(x) else x  # values known now (eager, NumPy)
+    if concrete is not None:
+        check_values(dist, concrete, name=name)
+    x = tf.convert_to_tensor(x, dtype=dist.dtype)
+    check_event_shape(dist, x.shape, name=name)
+    return x
+
+
+def check_dtype(dist: tfd.Distribution, x, *, name: str = "x") -> None:
+    """Raises `TypeError` unless `x` is floating-point data the flow takes (a static check).
+
+    Refused: `None`, non-numeric (object, string) data, integer and bool data (images must be
+    dequantised first), and a float *tensor* of another precision than the flow's (NumPy arrays
+    and lists are cast).
+    """
     if x is None:
         raise TypeError(f"{name} is None; pass data of shape [..., {_event_text(dist)}].")
     x_dtype = getattr(x, "dtype", None)
-    if x_dtype is None:
-        x = np.asarray(x)
-        x_dtype = x.dtype
     try:
-        x_dtype = tf.as_dtype(x_dtype)
+        x_dtype = tf.as_dtype(np.asarray(x).dtype if x_dtype is None else x_dtype)
     except TypeError:  # object or str arrays: None inside, ragged lists, a generator
         x_dtype = None
     if x_dtype is None or x_dtype == tf.string:
@@ -90,23 +102,19 @@ def check_data(dist: tfd.Distribution, x, *, name: str = "x") -> tf.Tensor:
             f"{name} must be numeric data of shape [..., {_event_text(dist)}]; got "
             f"{type(x).__name__} of dtype {getattr(x, 'dtype', '?')}."
         )
-    if not x_dtype.is_floating:
+    if x_dtype.is_integer or x_dtype == tf.bool:
         raise TypeError(
-            f"{name} has dtype {x_dtype.name}; the flow needs {dist.dtype.name} data. "
-            "Integer image data must be dequantised first "
+            f"{name} has integer dtype {x_dtype.name}; flows model continuous "
+            f"({dist.dtype.name}) data. Integer images must be dequantised first "
             "(tfp_flows.images.dequantize: (k + uniform noise) / num_bins)."
         )
+    if not x_dtype.is_floating:
+        raise TypeError(f"{name} has dtype {x_dtype.name}; the flow needs {dist.dtype.name} data.")
     if tf.is_tensor(x) and x_dtype != dist.dtype:
         raise TypeError(
             f"{name} is a {x_dtype.name} tensor; the flow computes in {dist.dtype.name}. Cast it "
             "(tf.cast) or build the flow with the matching `dtype=`."
         )
-    concrete = None if tf.is_symbolic_tensor(x) else x  # values known now (eager, NumPy)
-    if concrete is not None:
-        check_values(dist, concrete, name=name)
-    x = tf.convert_to_tensor(x, dtype=dist.dtype)
-    check_event_shape(dist, x.shape, name=name)
-    return x
 
 
 def _event_text(dist) -> str:
