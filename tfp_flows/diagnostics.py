@@ -41,7 +41,8 @@ import tensorflow_probability as tfp
 
 from tfp_flows import flows as flow_factories
 from tfp_flows.bijectors import FactorOut
-from tfp_flows.keras import _NONFINITE_COUNTS_LOG, NonFiniteLossError
+from tfp_flows.keras import _NONFINITE_COUNTS_LOG
+from tfp_flows.train import NonFiniteLossError
 
 tfb = tfp.bijectors
 

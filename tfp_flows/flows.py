@@ -30,11 +30,11 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import samplers
 
 from tfp_flows import _validation as check
 from tfp_flows import bijectors as fb
 from tfp_flows import nn
+from tfp_flows._tfp_compat import samplers
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -43,6 +43,7 @@ __all__ = [
     "condition",
     "conditional_kwargs",
     "flow_bijectors",
+    "keras_objects",
     "glow",
     "iaf",
     "maf",
@@ -731,3 +732,35 @@ def condition(dist: tfd.TransformedDistribution, conditional) -> tfd.Transformed
     return tfd.TransformedDistribution(
         base, _Conditioned(dist.bijector, kwargs, conditional), name=f"{dist.name}_given_c"
     )
+
+
+def keras_objects(dist_or_bijector) -> tuple[list, list]:
+    """The Keras 3 layers and variables behind a flow, each once, in a deterministic order.
+
+    Raises `ValueError` if the flow holds a trainable `tf.Variable` that is not backed by one of
+    them (Keras could neither train nor save it).
+    """
+    layers, variables, seen = [], [], set()
+    for bijector in flow_bijectors(dist_or_bijector):
+        if isinstance(bijector, tfb.BatchNormalization):  # its tf-keras layer is built lazily
+            raise ValueError(
+                f"The flow holds tfb.BatchNormalization ({bijector.name!r}), whose statistics and "
+                "variables live in a tf-keras layer that a Keras 3 model can neither track nor "
+                "save. Use ActNorm (normalization='actnorm') or train with a GradientTape loop."
+            )
+        if not isinstance(bijector, fb.FlowBijector):
+            continue
+        for obj in (*bijector.keras_layers, *bijector.keras_variables):
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                (layers if isinstance(obj, keras.layers.Layer) else variables).append(obj)
+    backed = {id(v.value) for v in variables}
+    backed |= {id(w.value) for layer in layers for w in layer.weights}
+    for v in getattr(dist_or_bijector, "trainable_variables", ()):
+        if id(v) not in backed:
+            raise ValueError(
+                f"The flow's variable {v.name!r} is not a Keras 3 variable, so a Keras model can "
+                "neither train nor save it (e.g. tfb.BatchNormalization holds tf-keras layers). "
+                "Use tfp_flows.bijectors.ActNorm instead, or train with a GradientTape loop."
+            )
+    return layers, variables

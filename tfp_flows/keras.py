@@ -43,7 +43,8 @@ import tensorflow_probability as tfp
 
 from tfp_flows import _validation as check
 from tfp_flows import flows as flow_factories
-from tfp_flows.bijectors import ActNorm, FlowBijector
+from tfp_flows.bijectors import ActNorm
+from tfp_flows.flows import keras_objects
 from tfp_flows.images import bits_per_dim
 from tfp_flows.losses import (
     check_data,
@@ -54,6 +55,7 @@ from tfp_flows.losses import (
     sample_and_log_weights,
 )
 from tfp_flows.saving import ModelFileError, atomic_write, load_model
+from tfp_flows.train import SKIP_CAUSES, NonFiniteLossError, guarded_apply, in_replica
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -69,38 +71,6 @@ __all__ = [
 ]
 
 
-def keras_objects(dist_or_bijector) -> tuple[list, list]:
-    """The Keras 3 layers and variables behind a flow, each once, in a deterministic order.
-
-    Raises `ValueError` if the flow holds a trainable `tf.Variable` that is not backed by one of
-    them (Keras could neither train nor save it).
-    """
-    layers, variables, seen = [], [], set()
-    for bijector in flow_factories.flow_bijectors(dist_or_bijector):
-        if isinstance(bijector, tfb.BatchNormalization):  # its tf-keras layer is built lazily
-            raise ValueError(
-                f"The flow holds tfb.BatchNormalization ({bijector.name!r}), whose statistics and "
-                "variables live in a tf-keras layer that a Keras 3 model can neither track nor "
-                "save. Use ActNorm (normalization='actnorm') or train with a GradientTape loop."
-            )
-        if not isinstance(bijector, FlowBijector):
-            continue
-        for obj in (*bijector.keras_layers, *bijector.keras_variables):
-            if id(obj) not in seen:
-                seen.add(id(obj))
-                (layers if isinstance(obj, keras.layers.Layer) else variables).append(obj)
-    backed = {id(v.value) for v in variables}
-    backed |= {id(w.value) for layer in layers for w in layer.weights}
-    for v in getattr(dist_or_bijector, "trainable_variables", ()):
-        if id(v) not in backed:
-            raise ValueError(
-                f"The flow's variable {v.name!r} is not a Keras 3 variable, so a Keras model can "
-                "neither train nor save it (e.g. tfb.BatchNormalization holds tf-keras layers). "
-                "Use tfp_flows.bijectors.ActNorm instead, or train with a GradientTape loop."
-            )
-    return layers, variables
-
-
 def _json_kwargs(kwargs: dict) -> dict:
     out = {}
     for key, value in kwargs.items():
@@ -110,20 +80,6 @@ def _json_kwargs(kwargs: dict) -> dict:
             value = list(value)
         out[key] = value
     return out
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training met NaN or inf: raised by `fit` after `max_skipped_steps` consecutive skipped
-    steps, and by `tfp_flows.diagnostics.StopOnNonFinite` at the first one."""
-
-    def __init__(self, message: str, finding=None, step: int = 0):
-        super().__init__(message)
-        self.finding = finding
-        self.step = step
-
-
-# What a skipped step's `SkippedSteps.cause` bits stand for.
-SKIP_CAUSES = ("loss", "gradient", "weights")
 
 
 class SkippedSteps(keras.metrics.Metric):
@@ -164,30 +120,6 @@ class SkippedSteps(keras.metrics.Metric):
         """The names of what was not finite at the last skipped step."""
         bits = int(self.cause.numpy())
         return [name for i, name in enumerate(SKIP_CAUSES) if bits & (1 << i)]
-
-
-def _all_finite(tensors) -> tf.Tensor:
-    flags = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None]
-    return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
-
-
-def _apply_if(ok, optimizer, grads, variables) -> None:
-    """`optimizer.apply(grads, variables)` if `ok` (the same on every replica), else nothing."""
-    if tf.distribute.has_strategy() and not (
-        tf.__internal__.distribute.strategy_supports_no_merge_call()
-    ):
-        # Under a strategy the optimizer calls `merge_call`, which a `tf.cond` branch in a
-        # replica context may not: branch in the cross-replica context instead (as Keras'
-        # LossScaleOptimizer does).
-        def cross_replica(strategy, ok, grads):
-            def apply():
-                strategy.extended.call_for_each_replica(optimizer.apply, args=(grads, variables))
-
-            tf.cond(strategy.experimental_local_results(ok)[0], apply, lambda: None)
-
-        tf.distribute.get_replica_context().merge_call(cross_replica, args=(ok, grads))
-    else:
-        tf.cond(ok, lambda: optimizer.apply(grads, variables), lambda: None)
 
 
 class _SkipLimit(keras.callbacks.Callback):
@@ -285,19 +217,8 @@ class _FlowModel(keras.Model):
     def _guarded_update(self, loss, grads, variables) -> tf.Tensor:
         """Applies `grads` unless the loss, a gradient or a weight is NaN or inf; returns
         whether it did (the same on every replica) and counts the skips in `_skipped`."""
-        finite = tf.stack(
-            [
-                _all_finite([loss]),
-                _all_finite(grads),
-                _all_finite([v.value for v in variables]),
-            ]
-        )
-        if _distributed():  # one replica's NaN skips the step on all of them
-            ctx = tf.distribute.get_replica_context()
-            bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.float32))
-            finite = tf.equal(bad, 0.0)
+        finite = guarded_apply(self.optimizer, loss, grads, variables)
         ok = tf.reduce_all(finite)
-        _apply_if(ok, self.optimizer, grads, variables)
         self._skipped.update_state(finite)
         return ok
 
@@ -549,7 +470,7 @@ class DensityModel(_FlowModel):
         with tf.control_dependencies([k]):  # a batch refused by `_batch_check` draws nothing
             self._noise_draws.assign_add(1)
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self._noise_draws, tf.int64)])
-        if _distributed():  # the same step, other data: other noise
+        if in_replica():  # the same step, other data: other noise
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
             seed = tf.random.experimental.stateless_fold_in(seed, replica)
         u = tf.random.stateless_uniform(tf.shape(k), seed=seed, dtype=dtype)
@@ -638,7 +559,7 @@ class DensityModel(_FlowModel):
             loss = total / weight
             # The optimizer sums gradients over replicas: each replica's share of the global
             # mean is its sum over the global weight (sums and counts, not means of means).
-            scaled = total / _global_count(weight) if _distributed() else loss
+            scaled = total / _global_count(weight) if in_replica() else loss
         variables = self.trainable_variables
         grads = tape.gradient(scaled, [v.value for v in variables])
         ok = self._guarded_update(loss, grads, variables)
@@ -839,12 +760,6 @@ def _checked_sample_weight(weights, num_examples: int) -> np.ndarray:
     return w
 
 
-def _distributed() -> bool:
-    """Whether this runs in one replica of several (under a `tf.distribute` strategy)."""
-    ctx = tf.distribute.get_replica_context()
-    return ctx is not None and ctx.num_replicas_in_sync > 1
-
-
 def _step_logs(logs: dict) -> dict:
     """Step logs in the shape Keras can reduce across replicas.
 
@@ -854,7 +769,7 @@ def _step_logs(logs: dict) -> dict:
     summed over all replicas, so they are exact global means in every case.
     """
     strategy = tf.distribute.get_strategy()
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and _distributed():
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and in_replica():
         return {name: tf.reshape(value, [1]) for name, value in logs.items()}
     return logs
 

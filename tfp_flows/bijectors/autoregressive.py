@@ -12,13 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-# `tfb.Invert(b)` returns an instance of this non-`CompositeTensor` base class whenever `b` is not
-# a `CompositeTensor` (as a MAF holding a Keras network is not). Subclassing the public
-# `tfb.Invert` instead would make the IAF a `CompositeTensor` with no tensor components, and
-# `tf.Module` expands composites instead of walking them: a `tfb.Chain` or distribution holding
-# the IAF would lose its variables.
-from tensorflow_probability.python.bijectors.invert import _Invert
-
+from tfp_flows._tfp_compat import Invert as _Invert
 from tfp_flows.bijectors import transformers
 from tfp_flows.bijectors._base import FlowBijector
 from tfp_flows.nn.made import MADE
