@@ -6,14 +6,16 @@
 Since the guard (loss, gradients and weights checked, the update applied under `tf.cond`, skips
 counted) landed, every `DensityModel.fit` step carries it. Both models here are built from the
 same weights and run Keras' own compiled train function on the same batches in one process,
-timed in alternating rounds (as `paired_tf.py` does), so machine drift hits both alike. The
-figure is the median over rounds of the per-round ratio guarded / unguarded (1.00: free).
+timed in alternating rounds (`backends.timing.alternating_rounds`, as `paired_tf.py`), so
+machine drift hits both alike. The figure is the median over rounds of the per-round ratio
+guarded / unguarded (1.00: free). The sizes are `run.py`'s cases C, A and R (R with 8 couplings).
 Writes `benchmarks/guard_overhead.md` and `.json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -23,17 +25,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+from backends._tf import load_tf  # noqa: E402
+from backends.cases import CASES as BENCH_CASES  # noqa: E402
+from backends.cases import LAYERS  # noqa: E402
+from backends.timing import alternating_rounds  # noqa: E402
 from run import machine_info, write_report  # noqa: E402
 
-CASES = {  # name -> (factory, kwargs, batch)
-    "MAF C (D=8, H=128)": ("maf", {"dim": 8, "num_layers": 5, "hidden_units": [128, 128]}, 256),
-    "MAF A (D=16, H=128)": ("maf", {"dim": 16, "num_layers": 5, "hidden_units": [128, 128]}, 512),
-    "Real NVP (D=16, 8 layers)": (
-        "real_nvp",
-        {"event_shape": [16], "num_layers": 8, "hidden_units": [128, 128]},
-        512,
-    ),
-}
+REAL_NVP_LAYERS = 8  # more couplings than run.py's case R (5): more guarded variables
+
+
+def _case(name: str, layers: int = LAYERS) -> tuple[str, tuple[str, dict, int]]:
+    """Row name -> (DensityModel factory, its kwargs, batch) of `run.py`'s case `name`."""
+    c = BENCH_CASES[name]
+    hidden = [c["hidden"], c["hidden"]]
+    if c["flow"] == "maf":
+        kwargs = {"dim": c["dim"], "num_layers": layers, "hidden_units": hidden}
+        return f"MAF {name} (D={c['dim']}, H={c['hidden']})", ("maf", kwargs, c["batch"])
+    kwargs = {"event_shape": [c["dim"]], "num_layers": layers, "hidden_units": hidden}
+    return f"Real NVP (D={c['dim']}, {layers} layers)", ("real_nvp", kwargs, c["batch"])
+
+
+CASES = dict([_case("C"), _case("A"), _case("R", layers=REAL_NVP_LAYERS)])
 
 
 def _models(tf, keras, factory, kwargs, jit):
@@ -62,14 +74,6 @@ def _models(tf, keras, factory, kwargs, jit):
     return models
 
 
-def _block(model, iterator, n):
-    start = time.perf_counter()
-    for _ in range(n):
-        logs = model.train_function(iterator)
-    float(logs["nll"])
-    return (time.perf_counter() - start) / n
-
-
 def run_case(tf, keras, name, factory, kwargs, batch, jit, rounds, min_time):
     import numpy as np
 
@@ -77,15 +81,15 @@ def run_case(tf, keras, name, factory, kwargs, batch, jit, rounds, min_time):
     x = np.random.default_rng(0).normal(size=[batch * 8, dim]).astype("float32")
     data = tf.data.Dataset.from_tensor_slices(x).batch(batch, drop_remainder=True).repeat()
     models = _models(tf, keras, factory, kwargs, jit)
-    iterators = {k: iter(data) for k in models}
-    for k, m in models.items():  # trace and compile, warm up
-        _block(m, iterators[k], 3)
-    n = max(3, round(min_time / _block(models["guarded"], iterators["guarded"], 3)))
-    times = {k: [] for k in models}
-    order = list(models)
-    for r in range(rounds):
-        for k in order if r % 2 == 0 else order[::-1]:
-            times[k].append(_block(models[k], iterators[k], n))
+    fns = {k: functools.partial(m.train_function, iter(data)) for k, m in models.items()}
+    times, n = alternating_rounds(
+        fns,
+        lambda logs: float(logs["nll"]),
+        rounds=rounds,
+        min_time=min_time,
+        warmup=3,
+        min_calls=3,
+    )
     ratios = [g / u for g, u in zip(times["guarded"], times["unguarded"])]
     return {
         "case": name,
@@ -130,11 +134,9 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "guard_overhead"), help="path stem")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf = load_tf(2)
     import keras
-    import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     start = time.perf_counter()
     results = [
         run_case(tf, keras, name, *spec, jit, args.rounds, args.min_time)

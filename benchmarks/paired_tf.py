@@ -9,7 +9,8 @@ runs), so two processes a minute apart can disagree more than two libraries do. 
 live in one process and are timed round by round, alternating which goes first, so drift hits
 both alike; the figure that matters is the median over rounds of the per-round ratio TFP / ours.
 
-Same models, data, optimizer (Keras Adam 1e-3) and thread settings (2 intra-op, 1 inter-op) as
+The same runners (`backends.make_runner("tfp_flows_xla" / "tfp_xla", case)`), so the same
+models, data, optimizer (Keras Adam 1e-3) and thread settings (2 intra-op, 1 inter-op) as
 `run.py`'s MAF cases; writes `benchmarks/paired_tf.md` and `.json`.
 """
 
@@ -25,80 +26,33 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from _worker import _tf_setup, _tfp_builtin_maf  # noqa: E402
+import backends  # noqa: E402
+from backends.timing import alternating_rounds  # noqa: E402
 from run import CASES, machine_info, write_report  # noqa: E402
 
-
-def _block(fn, arg, n):
-    start = time.perf_counter()
-    for _ in range(n):
-        out = fn(arg)
-    out.numpy()
-    return (time.perf_counter() - start) / n
+LIBS = {"tfp_flows": "tfp_flows_xla", "TFP": "tfp_xla"}  # column name -> backend runner
 
 
-def _calls(fn, arg, min_time):
-    """Calls per block so that a block lasts about `min_time` (at least one)."""
-    return max(1, round(min_time / _block(fn, arg, 1)))
-
-
-def run_case(tf, name, cfg, rounds, min_time):
-    import keras
-
-    from tfp_flows import flows
-
-    dim, hidden, batch, layers = cfg["dim"], cfg["hidden"], cfg["batch"], 5  # 5 MADEs, as run.py
-    x = tf.random.stateless_normal([batch, dim], seed=[0, 1])
-    seed = tf.constant([3, 4], tf.int32)
-    models = {
-        "tfp_flows": flows.maf(dim, num_layers=layers, hidden_units=(hidden, hidden)),
-        "TFP": _tfp_builtin_maf(tf, dim, hidden, layers),
-    }
-    fns = {}
-    for lib, dist in models.items():
-        dist.log_prob(x)
-        variables = list(dist.trainable_variables)
-        optimizer = keras.optimizers.Adam(1e-3)
-        optimizer.build(variables)
-
-        def step(x, dist=dist, variables=variables, optimizer=optimizer):
-            with tf.GradientTape() as tape:
-                loss = -tf.reduce_mean(dist.log_prob(x))
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-            return loss
-
-        fns[lib] = {
-            "step": (tf.function(step, jit_compile=True), x),
-            "sample": (
-                tf.function(
-                    lambda s, dist=dist: dist.sample(cfg["sample_n"], seed=s), jit_compile=True
-                ),
-                seed,
-            ),
-        }
-    times = {lib: {"step": [], "sample": []} for lib in models}
-    for what in ("step", "sample"):
-        calls = {}
-        for lib in models:
-            fn, arg = fns[lib][what]
-            _block(fn, arg, 1)  # trace and compile
-            calls[lib] = _calls(fn, arg, min_time)
-        n = max(calls.values())  # the same number of calls for both
-        order = list(models)
-        for r in range(rounds):
-            for lib in order if r % 2 == 0 else order[::-1]:
-                fn, arg = fns[lib][what]
-                times[lib][what].append(_block(fn, arg, n))
+def run_case(name, cfg, rounds, min_time):
+    """Both flows of case `name` (5 MADEs, as run.py), step and sample, in alternating rounds."""
+    runners = {col: backends.make_runner(lib, cfg, threads=2) for col, lib in LIBS.items()}
+    for runner in runners.values():
+        runner.setup()
+    sync = next(iter(runners.values())).sync
+    times = {}
+    for what, method in (("step", "train_step"), ("sample", "sample")):
+        fns = {col: getattr(runner, method) for col, runner in runners.items()}
+        times[what], _ = alternating_rounds(fns, sync, rounds=rounds, min_time=min_time)
         print(
             f"case {name} {what}: "
             + ", ".join(
-                f"{lib} {statistics.median(times[lib][what]) * 1e3:.2f} ms" for lib in models
+                f"{col} {statistics.median(times[what][col]) * 1e3:.2f} ms" for col in runners
             ),
             flush=True,
         )
     result = {"case": name, "config": cfg, "rounds": rounds}
     for what in ("step", "sample"):
-        ours, theirs = times["tfp_flows"][what], times["TFP"][what]
+        ours, theirs = times[what]["tfp_flows"], times[what]["TFP"]
         ratios = [t / o for o, t in zip(ours, theirs)]
         result[what] = {
             "tfp_flows_ms": [t * 1e3 for t in ours],
@@ -156,15 +110,16 @@ def main(argv=None):
     for c in cases:
         if c not in CASES or CASES[c].get("flow") != "maf":
             raise SystemExit(f"--case: {c!r} is not a MAF case of run.py (C, A or B)")
-    tf = _tf_setup(2)
-    import keras
-    import tensorflow_probability as tfp
-
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start, loads = time.perf_counter(), [os.getloadavg()[0]]
     results = []
     for c in cases:
-        results.append(run_case(tf, c, CASES[c], args.rounds, args.min_time))
+        results.append(run_case(c, CASES[c], args.rounds, args.min_time))
         loads.append(os.getloadavg()[0])
+    import keras
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
     info = machine_info([])
     machine = f"{info.get('Model name', 'unknown CPU')}, {info['nproc']} CPUs"
     meta = {

@@ -33,42 +33,35 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from backends._tf import load_tf  # noqa: E402
+from backends.cases import CASES, LAYERS  # noqa: E402
+from backends.timing import time_call  # noqa: E402
 
 
 def timeit(fn, sync, reps=5, min_time=0.3):
-    sync(fn())
-    sync(fn())
-    start = time.perf_counter()
-    sync(fn())
-    n = max(1, round(min_time / (time.perf_counter() - start)))
-    out = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        for _ in range(n):
-            r = fn()
-        sync(r)
-        out.append((time.perf_counter() - start) / n)
-    return statistics.median(out)
+    """Median seconds per call over `reps` blocks of about `min_time` (after trace/compile)."""
+    return time_call(fn, sync, min_time, reps)["median_s"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=512)
+    case = CASES["B"]
+    parser.add_argument("--dim", type=int, default=case["dim"])
+    parser.add_argument("--hidden", type=int, default=case["hidden"])
+    parser.add_argument("--batch", type=int, default=case["batch"])
     parser.add_argument("--torch", action="store_true")
     parser.add_argument("--rng-ab", action="store_true")
     args = parser.parse_args()
-    d, h, b, k = args.dim, args.hidden, args.batch, 5
+    d, h, b, k = args.dim, args.hidden, args.batch, LAYERS
 
+    tf = load_tf(2)
     import keras
     import numpy as np
-    import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     from tfp_flows import flows
 
     if args.rng_ab:

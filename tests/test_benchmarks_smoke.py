@@ -1,11 +1,12 @@
 """Smoke test of the benchmark code (`benchmarks/`): tiny cases, so it never rots.
 
-Runs the worker in-process for the TensorFlow libraries (tfp_flows and TFP's built-ins), and the
-eager torch libraries in a subprocess when zuko / nflows are importable, then renders the summary
-table from the records. The FLOP counts are checked against sums written out by hand.
+Every backend (`benchmarks/backends/`) in every mode runs one call of each timed method through
+the shared `Runner` interface (TensorFlow in-process, torch in a subprocess), or is skipped with
+the reason its framework is missing. The worker runs in-process for the TensorFlow libraries and
+as a CLI for the eager torch ones, and the summary table is rendered from its records. The FLOP
+counts are checked against sums written out by hand.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,7 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import _worker  # noqa: E402
+import backends  # noqa: E402
 import run  # noqa: E402
+from backends import cases  # noqa: E402
 
 TIMING = dict(min_time=0.0, blocks=2, peak_reps=1, peak_n=256)
 VECTOR = dict(dim=4, hidden=8, batch=16, layers=2, sample_n=8)
@@ -32,32 +35,117 @@ NUM_PARAMS = {
 
 
 def test_flop_counts_by_hand():
-    assert _worker.matmul_flops(4, 8, 16, 2) == 2 * 16 * (4 * 8 + 8 * 8 + 8 * 8) * 2
-    assert _worker.coupling_flops(5, 8, 16, 3) == 2 * 16 * (2 * 8 + 8 * 8 + 8 * 6) * 3
+    assert cases.matmul_flops(4, 8, 16, 2) == 2 * 16 * (4 * 8 + 8 * 8 + 8 * 8) * 2
+    assert cases.coupling_flops(5, 8, 16, 3) == 2 * 16 * (2 * 8 + 8 * 8 + 8 * 6) * 3
     # 8x8x1, 2 levels: (4, 4, 4) with 4 + 9*2*F + 9*F*4 per pixel, then (2, 2, 8) from 2 kept
     # channels with 64 + 9*4*F + 9*F*8, F = 3, 2 steps each.
     level0 = 4 * 4 * (4 * 4 + 9 * 2 * 3 + 9 * 3 * 4)
     level1 = 2 * 2 * (8 * 8 + 9 * 4 * 3 + 9 * 3 * 8)
-    assert _worker.glow_flops([8, 8, 1], 2, 2, 3, 5) == 2 * 2 * (level0 + level1) * 5
+    assert cases.glow_flops([8, 8, 1], 2, 2, 3, 5) == 2 * 2 * (level0 + level1) * 5
     cfg = dict(flow="maf", dim=4, hidden=8, batch=16, layers=2, sample_n=8)
-    flops = _worker.flow_flops(cfg)
-    one = _worker.matmul_flops(4, 8, 16, 2)
+    flops = cases.flow_flops(cfg)
+    one = cases.matmul_flops(4, 8, 16, 2)
     assert flops["train_step"] == 3 * one and flops["log_prob"] == one
-    assert flops["sample"] == 4 * _worker.matmul_flops(4, 8, 8, 2)  # D passes
-    assert flops["iaf_sample"] == _worker.matmul_flops(4, 8, 8, 2)  # one pass
-    assert "iaf_sample" not in _worker.flow_flops({**cfg, "flow": "realnvp"})
+    assert flops["sample"] == 4 * cases.matmul_flops(4, 8, 8, 2)  # D passes
+    assert flops["iaf_sample"] == cases.matmul_flops(4, 8, 8, 2)  # one pass
+    assert "iaf_sample" not in cases.flow_flops({**cfg, "flow": "realnvp"})
 
 
 def test_cases_and_libraries():
-    assert _worker.parse_case("8,128,256") == dict(flow="maf", dim=8, hidden=128, batch=256)
-    assert _worker.parse_case(json.dumps(run.CASES["G8"])) == run.CASES["G8"]
+    assert cases.parse_case("8,128,256") == dict(flow="maf", dim=8, hidden=128, batch=256)
+    assert cases.parse_case(json.dumps(run.CASES["G8"])) == run.CASES["G8"]
     with pytest.raises(ValueError, match="flow"):
-        _worker.parse_case('{"flow": "nice", "batch": 2}')
-    assert not _worker.supports("zuko_eager", "glow") and _worker.supports("tfp_xla", "glow")
+        cases.parse_case('{"flow": "nice", "batch": 2}')
+    assert not backends.supports("zuko_eager", "glow") and backends.supports("tfp_xla", "glow")
     with pytest.raises(ValueError, match="no glow"):
         _worker.measure("nflows_eager", **GLOW)
-    assert {run.CASES[c]["flow"] for c in run.CASES} == set(_worker.FLOWS)
+    assert {run.CASES[c]["flow"] for c in run.CASES} == set(cases.FLOWS)
     assert run.label("tfp_graph", "realnvp") == "TFP RealNVP, tf.function"
+
+
+def test_backend_registry():
+    """Every backend module declares the interface; the libraries are "<backend>_<mode>"."""
+    assert backends.LIBS == (
+        "tfp_flows_xla",
+        "tfp_flows_graph",
+        "tfp_xla",
+        "tfp_graph",
+        "zuko_compile",
+        "zuko_eager",
+        "nflows_eager",
+    )
+    for name in backends.BACKENDS:
+        module = backends.backend(name)
+        assert module.FRAMEWORK in ("tf", "torch") and module.MODES and module.REQUIRES
+        assert set(module.FLOWS) <= set(cases.FLOWS) and callable(module.make_runner)
+        for mode in module.MODES:
+            assert backends.split(f"{name}_{mode}") == (module, mode)
+            assert all(module.label(mode, flow) for flow in module.FLOWS)
+    assert (
+        backends.framework("tfp_flows_xla") == "tf" and backends.framework("zuko_eager") == "torch"
+    )
+    with pytest.raises(ValueError, match="lib"):
+        backends.split("tfp_flows_eager")
+    with pytest.raises(ValueError, match="no glow"):
+        backends.make_runner("zuko_eager", GLOW)
+
+
+TINY = dict(flow="maf", dim=4, hidden=8, batch=16, layers=2, sample_n=8)
+# One call of each timed method of a runner: `out` holds the synced outputs' shapes and metadata.
+ONE_CALL_EACH = """
+import sys
+sys.path.insert(0, {benchmarks!r})
+import backends
+runner = backends.make_runner({lib!r}, {case!r}, threads=1)
+runner.setup()
+shapes = {{m: list(runner.sync(getattr(runner, m)()).shape) for m in runner.metrics}}
+out = dict(shapes=shapes, lib=runner.lib, framework=runner.framework,
+           num_params=runner.num_params, versions=runner.versions, settings=runner.settings)
+"""
+
+
+@pytest.mark.parametrize("lib", backends.LIBS)
+def test_every_backend_runs_one_call_of_each_method(lib):
+    """Each backend in each mode, through the Runner interface, or skipped with the reason."""
+    reason = backends.unavailable(lib)
+    if reason is not None:
+        pytest.skip(f"{lib}: {reason}")
+    code = ONE_CALL_EACH.format(benchmarks=os.path.join(ROOT, "benchmarks"), lib=lib, case=TINY)
+    if backends.framework(lib) == "tf":  # in-process
+        namespace: dict = {}
+        exec(code, namespace)
+        out = namespace["out"]
+    else:  # torch in its own process (its OpenMP runtime and TF's do not share one well)
+        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+        proc = subprocess.run(
+            [sys.executable, "-c", code + "import json; print(json.dumps(out))"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out = json.loads(proc.stdout.splitlines()[-1])
+    iaf = lib.startswith("tfp_flows_")
+    expected = {"train_step": [], "log_prob": [16], "sample": [8, 4]}
+    assert out["shapes"] == ({**expected, "iaf_sample": [8, 4]} if iaf else expected)
+    assert out["lib"] == lib and out["framework"] == backends.framework(lib)
+    assert out["num_params"] == NUM_PARAMS["maf"]  # the same architecture everywhere
+    assert out["versions"] and out["settings"]["log_scale"]
+
+
+def test_missing_backend_is_skipped_with_its_reason(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(backends.backend("nflows"), "REQUIRES", ("torch", "no_such_module_x"))
+    reason = backends.unavailable("nflows_eager")
+    assert reason is not None and "no_such_module_x" in reason
+    assert backends.unavailable("tfp_graph") is None
+    # run.py skips it, says why, and records it: no worker starts, nothing crashes.
+    run.main(["--case", "C", "--libs", "nflows_eager", "--out-dir", str(tmp_path)])
+    assert f"skipping nflows_eager: {reason}" in capsys.readouterr().out
+    with open(tmp_path / "results.json") as f:
+        results = json.load(f)
+    assert results["meta"]["skipped"] == {"nflows_eager": reason} and not results["records"]
+    assert "Not run" in (tmp_path / "results.md").read_text()
 
 
 def _check_record(record: dict, lib: str, flow: str, iaf: bool) -> None:
@@ -73,7 +161,7 @@ def _check_record(record: dict, lib: str, flow: str, iaf: bool) -> None:
     assert record["config"]["lib"] == lib and record["config"]["flow"] == flow
     assert record["peak_flops"] > 1e8
     assert record["rss_peak_mb"] >= record["rss_after_import_mb"] > 0
-    assert record["flops"] == _worker.flow_flops(record["config"])
+    assert record["flops"] == cases.flow_flops(record["config"])
     json.dumps(record)  # JSON-ready
 
 
@@ -112,8 +200,7 @@ TORCH_LIBS = [
         lib,
         flow,
         marks=pytest.mark.skipif(
-            importlib.util.find_spec("zuko" if lib.startswith("zuko") else "nflows") is None,
-            reason="torch libraries not installed (pip install -e '.[bench]')",
+            backends.unavailable(lib) is not None, reason=str(backends.unavailable(lib))
         ),
     )
     for lib in ("zuko_eager", "nflows_eager")

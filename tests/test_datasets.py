@@ -140,3 +140,19 @@ def test_checkerboard_support():
 def test_log_prob_rejects_wrong_shape(bad):
     with pytest.raises(ValueError, match=r"\[\.\.\., 2\]"):
         datasets.rings_log_prob(bad)
+
+
+def test_package_exports_every_name_from_its_modules():
+    """`tfp_flows.datasets` is a package of modules by responsibility; every public name of each
+    module is importable from the package itself, and `__all__` is exactly their union."""
+    from tfp_flows.datasets import ffjord, real_data, toy
+
+    union = {*toy.__all__, *ffjord.__all__, *real_data.__all__}
+    assert set(datasets.__all__) == union
+    for module in (toy, ffjord, real_data):
+        for name in module.__all__:
+            assert getattr(datasets, name) is getattr(module, name), name
+    assert datasets.TOY_DENSITIES["moons"] == (
+        datasets.scaled_moons,
+        datasets.scaled_moons_log_prob,
+    )
