@@ -19,7 +19,10 @@ TFP peers are used as TFP documents them: `tfb.Glow` with `GlowDefaultNetwork` /
 conditioner and reversal between them, `tfb.MaskedAutoregressiveFlow` with
 `tfb.AutoregressiveNetwork`; sizes match the tfp_flows models'. The full-covariance Gaussian
 is fitted in closed form in the logit space (10 dequantisations of the training images), with a
-ridge on the covariance chosen on validation.
+ridge on the covariance chosen on validation. The tfp_flows image flows come with affine
+couplings (Real NVP's and Glow's defaults), with a per-pixel spline added at the data end
+(`pixel_spline_bins`), and with rational-quadratic spline couplings (`transformer="spline"`,
+sizes `REAL_NVP_SPLINE` and `GLOW_SPLINE`: the same layouts).
 
 `--clock wall` (default) counts wall-clock seconds of training; `--clock cpu` counts the
 process's CPU seconds divided by the 2 threads, an estimate of the wall time on an otherwise idle
@@ -61,6 +64,10 @@ REAL_NVP = dict(num_layers=8, hidden=128)  # the vector peer of tfp_flows' image
 REAL_NVP_IMAGE = dict(num_scales=2, steps_per_scale=2, filters=32, num_blocks=1)
 MAF = dict(num_layers=5, hidden=128)
 SPLINE_BINS = 16  # tfp_flows' per-pixel marginal spline (`pixel_spline_bins`)
+# The spline-coupling rows (`transformer="spline"`): the same layouts, rational-quadratic
+# couplings; after the logit pre-transform the data lie within +-2.95.
+REAL_NVP_SPLINE = dict(REAL_NVP_IMAGE, num_bins=8, spline_bound=4.0, pixel_spline_bins=None)
+GLOW_SPLINE = dict(GLOW, num_bins=8, spline_bound=4.0, pixel_spline_bins=None)
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -92,6 +99,14 @@ def tfp_flows_glow_spline():
 def tfp_flows_real_nvp_spline():
     dist = flows.real_nvp(SHAPE, **REAL_NVP_IMAGE, logit_alpha=ALPHA, pixel_spline_bins=SPLINE_BINS)
     return dist, SHAPE
+
+
+def tfp_flows_real_nvp_spline_couplings():
+    return flows.real_nvp(SHAPE, **REAL_NVP_SPLINE, transformer="spline", logit_alpha=ALPHA), SHAPE
+
+
+def tfp_flows_glow_spline_couplings():
+    return flows.glow(SHAPE, **GLOW_SPLINE, transformer="spline", logit_alpha=ALPHA), SHAPE
 
 
 def tfp_flows_maf():
@@ -162,6 +177,14 @@ MODELS = {
     "tfp_flows_real_nvp_spline": (
         "tfp_flows Real NVP + pixelwise spline",
         tfp_flows_real_nvp_spline,
+    ),
+    "tfp_flows_real_nvp_spline_couplings": (
+        "tfp_flows Real NVP (spline couplings)",
+        tfp_flows_real_nvp_spline_couplings,
+    ),
+    "tfp_flows_glow_spline_couplings": (
+        "tfp_flows Glow (spline couplings)",
+        tfp_flows_glow_spline_couplings,
     ),
     "tfp_flows_maf": ("tfp_flows MAF", tfp_flows_maf),
     "gaussian": ("full-covariance Gaussian (closed form)", None),
@@ -438,8 +461,9 @@ def main(argv=None) -> dict:
     if args.smoke:
         args.budget, args.patience, args.no_jit, args.batch = 0.0, 1, True, 32
         data = {k: v[:64] for k, v in data.items()}
-        for sizes in (GLOW, REAL_NVP, REAL_NVP_IMAGE, MAF):
-            sizes.update({k: 1 for k in sizes if k != "hidden" and k != "filters"})
+        structure = ("levels", "steps_per_level", "num_layers", "num_scales", "steps_per_scale")
+        for sizes in (GLOW, REAL_NVP, REAL_NVP_IMAGE, MAF, REAL_NVP_SPLINE, GLOW_SPLINE):
+            sizes.update({k: 1 for k in (*structure, "num_blocks") if k in sizes})
             sizes.update({k: 4 for k in ("hidden", "filters") if k in sizes})
     data["val"] = dequantize_np(data.pop("validation"), np.random.default_rng(99))
     results = {}
@@ -467,7 +491,14 @@ def main(argv=None) -> dict:
         "patience": args.patience,
         "ema": args.ema,
         "lr_half_life": args.lr_half_life,
-        "sizes": {"GLOW": GLOW, "REAL_NVP": REAL_NVP, "REAL_NVP_IMAGE": REAL_NVP_IMAGE, "MAF": MAF},
+        "sizes": {
+            "GLOW": GLOW,
+            "REAL_NVP": REAL_NVP,
+            "REAL_NVP_IMAGE": REAL_NVP_IMAGE,
+            "MAF": MAF,
+            "REAL_NVP_SPLINE": REAL_NVP_SPLINE,
+            "GLOW_SPLINE": GLOW_SPLINE,
+        },
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.threads} intra-op threads, TF {tf.__version__}, TFP {tfp.__version__}",
         "command": "python benchmarks/quality_digits.py " + " ".join(argv or sys.argv[1:]),

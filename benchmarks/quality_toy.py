@@ -3,8 +3,9 @@
     python benchmarks/quality_toy.py                   # 60 CPU-s per model per set (~40 min)
     python benchmarks/quality_toy.py --seconds 300     # the issue's 5-minute budget
     python benchmarks/quality_toy.py --seconds 20 --sets moons,rings --out-dir out/quality
+    python benchmarks/quality_toy.py --models tfp_flows_real_nvp_spline --merge old.json
 
-Six flows of 2-D vectors, in pairs with the same architecture. Each transform has a
+Seven flows of 2-D vectors, six in pairs with the same architecture. Each transform has a
 2-hidden-layer ReLU network of width `--hidden`, the order of the two coordinates is reversed
 between transforms, and the base is a standard normal:
 
@@ -20,10 +21,14 @@ between transforms, and the base is a standard normal:
   clamp applied to its log-scale output.
 * `tfp_flows_real_nvp`: `tfp_flows.flows.real_nvp` (half-mask affine couplings, ActNorm between
   them, initialised from the first 4096 training points).
+* `tfp_flows_real_nvp_spline`: `tfp_flows.flows.real_nvp(..., transformer="spline")`,
+  `--spline-coupling-layers` couplings (default 8: each transforms one of the two coordinates,
+  so 8 couplings make as many one-dimensional splines as 4 MAF layers) of `--bins` bins on
+  `[-bound, bound]`, with `--spline-coupling-norm` between them.
 * `tfp_real_nvp`: `tfb.RealNVP(num_masked=1)` with a TF2 conditioner (a `tf.Module` MLP of the same
   shape, last layer zero-initialised, the same soft clamp) and `tfb.Permute` between layers.
 
-All six train with the same loop: a `tf.GradientTape` step in `tf.function(jit_compile=True)`
+All seven train with the same loop: a `tf.GradientTape` step in `tf.function(jit_compile=True)`
 that draws a minibatch from the training set in-graph, Keras Adam with a cosine learning-rate
 decay over the budget, 2 intra-op and 1 inter-op threads, float32, the same data and seeds. The
 budget (`--seconds`) is this process's CPU time by default (`--clock cpu`: on a shared machine,
@@ -33,7 +38,9 @@ set run one after another in an order rotated from set to set, so slow drift of 
 load does not always hit the same model. Reported per set and model: held-out NLL on 50k fresh
 points and the gap `NLL - H` to the data's entropy, estimated on the same points as
 `mean(log p(x) - log q(x))` with its standard error (the data's exact log-density is known).
-Writes `quality_toy.md` and `quality_toy.json` next to this file, or into `--out-dir`.
+Writes `quality_toy.md` and `quality_toy.json` next to this file, or into `--out-dir`;
+`--merge JSON` lays this run's entries over an earlier report made with the same settings (the
+table keeps the earlier models and sets, and lists every run with its load).
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ MODELS = (
     "tfp_maf",
     "tfp_flows_real_nvp",
     "tfp_real_nvp",
+    "tfp_flows_real_nvp_spline",
 )
 CLAMP = 3.0
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -151,7 +159,15 @@ def _tfp_real_nvp(tf, hidden: int, layers: int):
     return tfd.TransformedDistribution(base, tfb.Chain(bijectors)), variables
 
 
-def build(model: str, hidden: int, layers: int, train: np.ndarray, bins: int = 8, bound=5.0):
+def build(
+    model: str,
+    hidden: int,
+    layers: int,
+    train: np.ndarray,
+    bins: int = 8,
+    bound=5.0,
+    norm: str | None = "actnorm",
+):
     """The flow and the list of its trainable variables."""
     import tensorflow as tf
 
@@ -172,6 +188,17 @@ def build(model: str, hidden: int, layers: int, train: np.ndarray, bins: int = 8
         )
     elif model == "tfp_maf_spline":
         return _tfp_maf(tf, hidden, layers, bins, bound)
+    elif model == "tfp_flows_real_nvp_spline":
+        dist = flows.real_nvp(
+            [2],
+            num_layers=layers,
+            hidden_units=(hidden, hidden),
+            transformer="spline",
+            num_bins=bins,
+            spline_bound=bound,
+            normalization=norm,
+        )
+        initialize_actnorm(dist, train[:4096])
     elif model == "tfp_flows_real_nvp":
         dist = flows.real_nvp(
             [2], num_layers=layers, hidden_units=(hidden, hidden), log_scale_clamp=CLAMP
@@ -191,8 +218,11 @@ def train_and_evaluate(model, train, test, log_p_test, args) -> dict:
     import tensorflow as tf
 
     keras.utils.set_random_seed(0)
-    layers = args.spline_layers if model.endswith("_spline") else args.layers
-    dist, variables = build(model, args.hidden, layers, train, args.bins, args.bound)
+    layers = {"tfp_flows_real_nvp_spline": args.spline_coupling_layers}.get(
+        model, args.spline_layers if model.endswith("_spline") else args.layers
+    )
+    norm = None if args.spline_coupling_norm == "none" else args.spline_coupling_norm
+    dist, variables = build(model, args.hidden, layers, train, args.bins, args.bound, norm)
     optimizer = keras.optimizers.Adam(args.lr)
     optimizer.build(variables)
     data = tf.constant(train)
@@ -238,23 +268,76 @@ def train_and_evaluate(model, train, test, log_p_test, args) -> dict:
     }
 
 
+def _runs(report: dict) -> list[dict]:
+    """The runs a report holds: one, or several merged with `--merge` (oldest first)."""
+    if "runs" in report:
+        return report["runs"]
+    machine, s = report["machine"], report["settings"]
+    return [
+        {
+            "command": report.get("command", "python benchmarks/quality_toy.py"),
+            "models": s["models"],
+            "sets": s.get("sets", list(report["results"])),
+            "load_start": machine["load_start"],
+            "load_end": machine.get("load_end", machine["load_start"]),
+        }
+    ]
+
+
+def merge(earlier: dict, report: dict) -> dict:
+    """`report`'s entries laid over `earlier`'s (same settings but models and sets): the table
+    keeps every model and set of both, the later run's figures where both have one."""
+    same = ("seconds", "clock", "hidden", "layers", "spline_layers", "bins", "bound", "batch")
+    same += ("lr", "train_size", "test_size")
+    differ = [k for k in same if earlier["settings"].get(k) != report["settings"][k]]
+    if differ:
+        raise ValueError(f"--merge: the earlier run's settings differ in {differ}")
+    merged = json.loads(json.dumps(earlier))
+    for name, row in report["results"].items():
+        merged["results"].setdefault(name, {}).update(row)
+    models = merged["settings"]["models"]
+    models += [m for m in report["settings"]["models"] if m not in models]
+    sets = merged["settings"].setdefault("sets", list(earlier["results"]))
+    sets += [n for n in report["settings"]["sets"] if n not in sets]
+    for key, value in report["settings"].items():  # layers etc. of the models added
+        if key not in ("models", "sets"):
+            merged["settings"].setdefault(key, value)
+    merged["runs"] = _runs(earlier) + _runs(report)
+    merged.pop("command", None)
+    return merged
+
+
 def render_markdown(report: dict) -> str:
     s = report["settings"]
     models = s["models"]
+    runs = _runs(report)
+    if len(runs) == 1:
+        header = [f"Command: `{runs[0]['command']}`", ""]
+    else:
+        header = [
+            "Runs merged into this table (a later run's entries replace an earlier one's):",
+            "",
+        ]
+        header += [
+            f"* `{r['command']}` ({', '.join(r['models'])} on {', '.join(r['sets'])}; load "
+            f"average (1 min) {r['load_start']:.1f} at the start, {r['load_end']:.1f} at the end)"
+            for r in runs
+        ]
+        header.append("")
     lines = [
         "# Toy-density quality under the same time budget",
         "",
-        f"Command: `{report.get('command', 'python benchmarks/quality_toy.py')}`",
-        "",
+        *header,
         f"Budget: {s['seconds']:g} s of {s['clock']} time per model per set (compilation not "
         f"counted); {s['layers']} layers (spline flows: {s.get('spline_layers', '-')} layers of "
         f"{s.get('bins', '-')} bins on [-{s.get('bound', '-')}, {s.get('bound', '-')}]), hidden "
-        f"{s['hidden']}x2, batch {s['batch']}, Adam "
+        f"{s['hidden']}x2 (tfp_flows_real_nvp_spline: {s.get('spline_coupling_layers', '-')} "
+        f"spline couplings, ActNorm between them), batch {s['batch']}, Adam "
         f"{s['lr']:g} with cosine decay over the budget, {s['train_size']} training and "
         f"{s['test_size']} held-out points per set, 2 intra-op / 1 inter-op threads.",
         f"Machine: {report['machine']['cpu_count']} CPUs ({report['machine']['platform']}); "
-        f"load average (1 min) {report['machine']['load_start']:.1f} at the start, "
-        f"{report['machine']['load_end']:.1f} at the end (other jobs were sharing the cores).",
+        f"load average (1 min) {runs[0]['load_start']:.1f} at the start, "
+        f"{runs[-1]['load_end']:.1f} at the end (other jobs were sharing the cores).",
         "",
         "Entries: NLL - H (nats; held-out, paired estimate with its standard error) / steps "
         "done in the budget. H: entropy of the data density (Monte Carlo, 200k points).",
@@ -265,8 +348,11 @@ def render_markdown(report: dict) -> str:
     for name, row in report["results"].items():
         cells = [f"{row['entropy']:.3f} ± {row['entropy_se']:.3f}"]
         for m in models:
+            if m not in row:
+                cells.append("-")
+                continue
             r = row[m]
-            best = min(row[k]["gap"] for k in models) == r["gap"]
+            best = min(row[k]["gap"] for k in models if k in row) == r["gap"]
             gap = f"{r['gap']:.3f} ± {r['gap_se']:.3f}"
             cells.append(f"{'**' + gap + '**' if best else gap} / {r['steps']}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -278,7 +364,7 @@ def render_markdown(report: dict) -> str:
         "|---" * (1 + len(models)) + "|",
     ]
     for name, row in report["results"].items():
-        cells = [f"{row[m]['test_nll']:.3f}" for m in models]
+        cells = [f"{row[m]['test_nll']:.3f}" if m in row else "-" for m in models]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -292,6 +378,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--spline-layers", type=int, default=4, help="layers of the spline flows")
+    parser.add_argument(
+        "--spline-coupling-layers",
+        type=int,
+        default=8,
+        help="couplings of the spline Real NVP (each transforms one of the two coordinates)",
+    )
+    parser.add_argument(
+        "--spline-coupling-norm",
+        choices=["actnorm", "none"],
+        default="actnorm",
+        help="between the spline couplings",
+    )
     parser.add_argument("--bins", type=int, default=32, help="spline bins")
     parser.add_argument("--bound", type=float, default=4.0, help="spline interval [-bound, bound]")
     parser.add_argument("--batch", type=int, default=512)
@@ -299,6 +397,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--train-size", type=int, default=200_000)
     parser.add_argument("--test-size", type=int, default=50_000)
     parser.add_argument("--out-dir", default=os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument(
+        "--merge",
+        metavar="JSON",
+        help="an earlier quality_toy.json (same settings) to lay this run's entries over",
+    )
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -327,7 +430,7 @@ def main(argv=None) -> dict:
         },
         "results": {},
     }
-    del report["settings"]["out_dir"]
+    del report["settings"]["out_dir"], report["settings"]["merge"]
     for i, name in enumerate(sets):
         toy = datasets.TOY_DENSITIES[name]
         train = toy.sample(args.train_size, seed=1)
@@ -346,6 +449,9 @@ def main(argv=None) -> dict:
             )
         report["results"][name] = row
     report["machine"]["load_end"] = os.getloadavg()[0]
+    if args.merge:
+        with open(args.merge) as f:
+            report = merge(json.load(f), report)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "quality_toy.json"), "w") as f:
         json.dump(report, f, indent=2)

@@ -30,8 +30,8 @@ import tensorflow as tf
 
 from tfp_flows.bijectors import PerformanceWarning
 from tfp_flows.keras import VariationalModel
-from tfp_flows.losses import importance_diagnostics
 from tfp_flows.targets import energy, log_normalizer
+from tfp_flows.train import importance_diagnostics
 
 # With no data to initialise ActNorm from, Real NVP goes without it (as in tfp_flows.vi).
 FLOWS = {

@@ -258,7 +258,31 @@ def skip() -> dict:
         "max_optimizer_diff": max(
             _max_diff(a, v.numpy()) for a, v in zip(optimizer, model.optimizer.variables)
         ),
-        "skipped": int(model._skipped.consecutive.numpy()),
+        "skipped": int(model.skipped_steps.consecutive.numpy()),
+    }
+
+
+def record() -> dict:
+    """The step record on two replicas: the global batch, both shares in order, also when a
+    batch splits unevenly (16 + 15) and holds values whose float32 sum would overflow."""
+    x = np.random.default_rng(4).normal(size=[63, *FLOWS["maf"][1]]).astype("float32")
+    x[40, 0] = 3.0e38  # in the second batch: its step is skipped, and recorded exactly
+    with STRATEGY.scope():
+        model = _make("maf", "adam")
+    model.record_steps = True
+    seen = []
+
+    class Keep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(model.step_record["x"].numpy())
+
+    model.fit(x, batch_size=32, shuffle=False, verbose=0, callbacks=[Keep()])
+    batches = [x[:32], x[32:]]
+    return {
+        "shapes": [list(s.shape) for s in seen],
+        "dtypes": [str(s.dtype) for s in seen],
+        "equal": [bool(np.array_equal(s, b)) for s, b in zip(seen, batches)],
+        "skipped": int(model.skipped_steps.result().numpy()),
     }
 
 
@@ -267,6 +291,7 @@ SCENARIOS = {
     "vi_refused": vi_refused,
     "guard": guard,
     "skip": skip,
+    "record": record,
 }
 
 if __name__ == "__main__":

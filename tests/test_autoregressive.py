@@ -351,3 +351,65 @@ def test_validate_args_accepts_autoregressive_conditioners_and_probes_once():
         ValueError, match=r"dimension 0 \(degree 2 in the MADE.s `input_order`\) depend on input \d"
     ):
         MaskedAutoregressiveFlow(made, validate_args=True).inverse(_points())
+
+
+# -- the conditioner's protocol: any transformer, the block plan, the input order ---------------
+
+
+class _Planned:
+    """A MADE behind a plain callable that plans its own passes (duck-typed, not a MADE)."""
+
+    def __init__(self, made):
+        self.made, self.input_order, self.calls = made, made.input_order, []
+
+    def __call__(self, y, weights=None, tag=None):
+        self.calls.append(tag)
+        return self.made(y, weights=weights)
+
+    def sequential_blocks(self, max_blocks):
+        blocks = self.made.sequential_blocks(max_blocks)
+        return [(p, {**kw, "tag": b}) for b, (p, kw) in enumerate(blocks)]
+
+
+def test_maf_follows_the_block_plan_of_any_conditioner_that_has_one():
+    made = _made(input_order=[2, 4, 1, 3])
+    planned = _Planned(made)
+    x = _points()
+    maf = MaskedAutoregressiveFlow(planned)
+    maf._SEQUENTIAL_BLOCKS = 2
+    np.testing.assert_allclose(
+        maf.forward(x),
+        MaskedAutoregressiveFlow(made).forward(tf.identity(x)),
+        atol=1e-12,
+    )
+    plan = [p for p, _ in made.sequential_blocks(2)]
+    assert planned.calls == [b for b, p in enumerate(plan) for _ in range(p)]  # block by block
+    plain = _Counting(made)  # no plan: D full passes
+    MaskedAutoregressiveFlow(plain).forward(x)
+    assert plain.calls == D
+
+
+@pytest.mark.filterwarnings("ignore::tfp_flows.bijectors.PerformanceWarning")
+@pytest.mark.parametrize("name", ["affine", "sigmoid", "additive", "spline"])
+@pytest.mark.parametrize("cls", [MaskedAutoregressiveFlow, InverseAutoregressiveFlow])
+def test_every_transformer_by_name(cls, name):
+    from tfp_flows.bijectors import transformers
+
+    p = transformers.get(name).num_params
+    bij = cls(_made(num_params=p), transformer=name)
+    assert bij.bijector.transformer.num_params == p if cls is InverseAutoregressiveFlow else True
+    x = _points()
+    y = bij.forward(x)
+    np.testing.assert_allclose(bij.inverse(tf.identity(y)), x, atol=1e-9)
+    assert bij.is_constant_jacobian == (name == "additive")
+
+
+def test_the_bijectors_do_not_know_about_made():
+    """The MAF asks its conditioner (duck-typed), it does not check for a MADE."""
+    import pathlib
+
+    import tfp_flows.bijectors
+
+    for path in pathlib.Path(tfp_flows.bijectors.__file__).parent.rglob("*.py"):
+        text = path.read_text()
+        assert "\nfrom tfp_flows.nn" not in text and "isinstance(made" not in text, path.name

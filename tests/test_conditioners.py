@@ -140,3 +140,34 @@ def test_keras_save_and_load(kind, tmp_path):
     for a, b in zip(restored([xs, cs]), model([xs, cs])):
         np.testing.assert_allclose(a, b, rtol=1e-6)
         assert not np.allclose(a, 0.0)
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_num_params_gives_raw_params_zero_at_init(kind):
+    make, event, out = CASES[kind]
+    layer = make(num_params=5)
+    params = layer(tf.random.normal([4, *event]))
+    assert params.shape == [4, *event[:-1], out, 5]
+    np.testing.assert_array_equal(params, 0.0)
+    assert layer.get_config()["num_params"] == 5 and make().get_config()["num_params"] is None
+    _perturb(layer)
+    x = tf.random.stateless_normal([2, 3, *event], seed=[1, 2])  # any leading dims
+    flat = layer(tf.reshape(x, [6, *event]))
+    np.testing.assert_allclose(tf.reshape(layer(x), flat.shape), flat, rtol=1e-5)
+    clone = type(layer).from_config(layer.get_config())
+    assert [w.shape for w in clone.weights] == [w.shape for w in layer.weights]
+
+
+def test_params_layout_is_element_major():
+    """Output column `i * P + j` is element `i`, param `j`: one element's params are adjacent."""
+    layer = MLPConditioner(1, 2, hidden_units=(4,), num_params=3)
+    _, bias = layer.output_layer.weights
+    bias.assign(np.arange(6, dtype=np.float32))
+    np.testing.assert_array_equal(layer(tf.zeros([1, 1]))[0], [[0, 1, 2], [3, 4, 5]])
+
+
+def test_bad_num_params():
+    with pytest.raises(ValueError, match="num_params"):
+        MLPConditioner(2, 2, num_params=0)
+    with pytest.raises(TypeError, match="num_params"):
+        ConvConditioner((4, 4, 2), 2, num_params="two")

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from tfp_flows import datasets, flows, losses
+from tfp_flows import datasets, flows, losses, train, vi
 from tfp_flows.bijectors import PerformanceWarning
 
 
@@ -19,11 +19,13 @@ def test_iaf_student_matches_maf_teacher():
             teacher, tf.gather(data, tf.random.uniform([256], 0, 10_000, tf.int32))
         )
 
-    losses.minimize(nll, teacher.trainable_variables, steps=500, learning_rate=5e-3)
+    train.minimize(nll, teacher.trainable_variables, num_steps=500, learning_rate=5e-3)
     teacher_before = [v.numpy().copy() for v in teacher.trainable_variables]
 
     student = flows.iaf(2, num_layers=3, hidden_units=(32, 32))
-    history = losses.distill(teacher, student, steps=600, num_samples=256, learning_rate=5e-3)
+    history = vi.distill(
+        teacher, student, num_steps=600, num_samples=256, learning_rate=5e-3
+    ).losses
     assert history[-50:].mean() < history[:10].mean()
     for a, v in zip(teacher_before, teacher.trainable_variables, strict=True):
         np.testing.assert_array_equal(a, v.numpy())  # the teacher is not trained

@@ -55,7 +55,7 @@ def _mirrored(*scenarios, timeout=600):
 @pytest.fixture(scope="module")
 def mirrored():
     """One interpreter for the fast scenarios (a TensorFlow import costs seconds)."""
-    return _mirrored("actnorm_uneven", "maf", "vi_refused", "guard", "skip")
+    return _mirrored("actnorm_uneven", "maf", "vi_refused", "guard", "skip", "record")
 
 
 @pytest.mark.parametrize("mode", ["function", "eager"])
@@ -105,6 +105,14 @@ def test_non_finite_steps_are_skipped_on_every_replica_without_a_callback(mirror
     # Only replica 0's share overflowed, yet neither replica applied anything.
     assert r["max_weight_diff"] == 0.0 and r["max_optimizer_diff"] == 0.0
     assert r["skipped"] == 3
+
+
+def test_step_record_is_the_global_batch_on_two_replicas(mirrored):
+    r = mirrored["record"]
+    # Batches of 32 (16 + 16) and 31 (16 + 15 rows): each replica's share, in order, bit for bit.
+    assert r["shapes"] == [[32, 3], [31, 3]] and r["dtypes"] == ["float32", "float32"]
+    assert r["equal"] == [True, True]
+    assert r["skipped"] == 1  # the 3e38 batch overflows the step; its record is still exact
 
 
 @pytest.mark.slow

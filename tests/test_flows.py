@@ -41,6 +41,22 @@ FACTORIES = {
         ),
         [8, 8, 1],
     ),
+    "real_nvp_spline": (
+        lambda **k: flows.real_nvp(4, num_layers=3, hidden_units=(8,), transformer="spline", **k),
+        [4],
+    ),
+    "real_nvp_image_spline": (
+        lambda **k: flows.real_nvp(
+            (4, 4, 1), num_scales=2, steps_per_scale=1, filters=4, transformer="spline", **k
+        ),
+        [4, 4, 1],
+    ),
+    "glow_spline": (
+        lambda **k: flows.glow(
+            (4, 4, 2), levels=1, steps_per_level=2, filters=4, transformer="spline", **k
+        ),
+        [4, 4, 2],
+    ),
 }
 IDS = list(FACTORIES)
 # Smaller image flows (4x4, still two levels) for the many passes of the conditional tests.
@@ -110,16 +126,68 @@ def test_real_nvp_image_is_multi_scale():
     assert masks == {"checkerboard", "channel"}
 
 
-def test_glow_coupling_kinds():
-    def scales(coupling):
-        dist = flows.glow((4, 4, 2), levels=1, steps_per_level=2, filters=4, coupling=coupling)
-        return {b.scale for b in flows.flow_bijectors(dist) if isinstance(b, fb.AffineCoupling)}
+def _maps(dist):
+    """The couplings' maps: the scale of each `AffineCoupling`, the transformer of the others."""
+    couplings = [b for b in flows.flow_bijectors(dist) if isinstance(b, fb.Coupling)]
+    return {
+        b.scale if isinstance(b, fb.AffineCoupling) else type(b.transformer).__name__
+        for b in couplings
+    }
 
-    assert scales("affine") == {"sigmoid"}
-    assert scales("additive") == {"additive"}
-    additive = flows.glow((4, 4, 2), levels=1, steps_per_level=1, filters=4, coupling="additive")
-    couplings = [b for b in flows.flow_bijectors(additive) if isinstance(b, fb.AffineCoupling)]
+
+def test_glow_coupling_kinds():
+    def glow(**kwargs):
+        return flows.glow((4, 4, 2), levels=1, steps_per_level=2, filters=4, **kwargs)
+
+    assert _maps(glow()) == _maps(glow(coupling="affine")) == {"sigmoid"}
+    assert _maps(glow(coupling="additive")) == _maps(glow(transformer="additive")) == {"additive"}
+    assert _maps(glow(coupling="exp")) == _maps(glow(scale="exp")) == {"exp"}
+    assert _maps(glow(transformer="spline")) == {"RationalQuadratic"}
+    additive = glow(transformer="additive")
+    couplings = [b for b in flows.flow_bijectors(additive) if isinstance(b, fb.Coupling)]
     assert all(b.is_constant_jacobian for b in couplings)
+
+
+@pytest.mark.parametrize("shape", [4, (4, 4, 1)], ids=["vector", "image"])
+def test_real_nvp_transformers(shape):
+    def real_nvp(**kwargs):
+        small = dict(num_layers=2, hidden_units=(4,), num_scales=1, steps_per_scale=1, filters=4)
+        return flows.real_nvp(shape, **small, **kwargs)
+
+    assert _maps(real_nvp()) == {"exp"}
+    assert _maps(real_nvp(scale="additive")) == _maps(real_nvp(transformer="additive"))
+    assert _maps(real_nvp(transformer="additive")) == {"additive"}
+    assert _maps(real_nvp(scale="sigmoid")) == {"sigmoid"}
+    spline = real_nvp(transformer="spline", num_bins=5, spline_bound=4.0)
+    maps = [b.transformer for b in flows.flow_bijectors(spline) if isinstance(b, fb.Coupling)]
+    assert maps and all((t.num_bins, t.bound) == (5, 4.0) for t in maps)
+
+
+@pytest.mark.parametrize("name", ["real_nvp_spline", "real_nvp_image_spline", "glow_spline"])
+def test_spline_flows_log_prob_is_base_plus_autodiff_log_det(name):
+    from tfp_flows.testing import autodiff_log_det_jacobian
+
+    make, shape = FACTORIES[name]
+    dist = make(dtype=tf.float64)
+    x = _data(shape, n=3, dtype=tf.float64) * 4.0 - 2.0
+    dist.log_prob(x)  # ActNorm initialisation
+    perturb_variables(dist.bijector, 0.1, seed=2)
+    inverse = dist.bijector.inverse
+    log_det = autodiff_log_det_jacobian(
+        lambda t: inverse(tf.identity(t)), x, event_ndims=len(shape)
+    )
+    assert np.max(np.abs(log_det.numpy())) > 1e-3  # not the identity
+    expected = dist.distribution.log_prob(inverse(tf.identity(x))) + log_det
+    np.testing.assert_allclose(dist.log_prob(tf.identity(x)), expected, rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(dist.bijector.forward(inverse(tf.identity(x))), x, atol=1e-9)
+
+
+def test_the_event_shape_has_one_name_and_the_former_ones_still_work():
+    assert flows.maf(dim=3, num_layers=1, hidden_units=(4,)).event_shape == [3]
+    assert flows.iaf([3], num_layers=1, hidden_units=(4,)).event_shape == [3]
+    small = dict(levels=1, steps_per_level=1, filters=4)
+    assert flows.glow(image_shape=(4, 4, 1), **small).event_shape == [4, 4, 1]
+    assert flows.glow(event_shape=(4, 4, 1), **small).event_shape == [4, 4, 1]
 
 
 def test_logit_alpha_adds_the_pre_transform_at_the_data_end():
@@ -194,11 +262,22 @@ def test_conditioned_flow_trains_the_same_variables():
         (lambda: flows.real_nvp((5, 4, 1), num_scales=1), "num_scales"),
         (lambda: flows.real_nvp(4, normalization="layernorm"), "normalization"),
         (lambda: flows.glow((8, 8, 1), levels=1, coupling="spline"), "coupling"),
-        (lambda: flows.glow((8, 8), levels=1), "image_shape"),
+        (lambda: flows.glow((8, 8), levels=1), "event_shape"),
+        (lambda: flows.glow(image_shape=(8, 8), levels=1), "image_shape"),
+        (lambda: flows.glow((8, 8, 1), image_shape=(8, 8, 1)), "once, as `event_shape` or"),
+        (lambda: flows.glow(), "once, as `event_shape` or `image_shape`; got neither"),
+        (lambda: flows.glow((4, 4, 1), coupling="additive", transformer="spline"), "either"),
+        (lambda: flows.real_nvp(4, transformer="bogus"), "transformer"),
+        (lambda: flows.real_nvp(4, scale="bogus"), "scale"),
+        (lambda: flows.real_nvp(4, transformer="spline", num_bins=0), "num_bins"),
+        (lambda: flows.real_nvp(4, transformer="spline", spline_bound=-1.0), "spline_bound"),
+        (lambda: flows.maf(dim=0), "dim"),
+        (lambda: flows.maf([3, 2]), r"`event_shape` must be \[D\]"),
+        (lambda: flows.maf(3, dim=3), "once"),
         (lambda: flows.real_nvp((8, 8), num_scales=1), "event_shape"),
         (lambda: flows.real_nvp(1), "2 dimensions"),
         (lambda: flows.maf(3, num_layers=0), "num_layers"),
-        (lambda: flows.iaf(0), "dim"),
+        (lambda: flows.iaf(0), "event_shape"),
         (lambda: flows.real_nvp(4, logit_alpha=0.7), "alpha"),
     ],
 )
@@ -213,6 +292,7 @@ def test_factories_are_registered_and_keyword_only():
     assert {"real_nvp", "glow", "maf", "iaf"} <= set(flows.FACTORIES)
     for factory in (flows.real_nvp, flows.glow, flows.maf, flows.iaf):
         params = list(inspect.signature(factory).parameters.values())
+        assert params[0].name == "event_shape"
         assert params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
         assert all(p.default is not inspect.Parameter.empty for p in params[1:])

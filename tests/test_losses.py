@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_flows import flows, losses
+from tfp_flows import checks, flows, losses, train
 from tfp_flows.testing import perturb_variables
 
 tfd = tfp.distributions
@@ -94,12 +94,12 @@ def test_stick_the_landing_gradient_is_zero_at_the_optimum():
 def test_importance_diagnostics_known_answers():
     q = tfd.Normal(tf.constant(0.0, tf.float64), 1.0)
     log_3 = np.log(3.0)
-    exact = losses.importance_diagnostics(q, lambda z: q.log_prob(z) + log_3, 500, seed=[1, 1])
+    exact = train.importance_diagnostics(q, lambda z: q.log_prob(z) + log_3, 500, seed=[1, 1])
     np.testing.assert_allclose(exact["log_z"], log_3, rtol=1e-12)
     np.testing.assert_allclose(exact["elbo"], log_3, rtol=1e-12)
     np.testing.assert_allclose(exact["ess"], 500.0, rtol=1e-9)
     p = tfd.Normal(tf.constant(1.0, tf.float64), 0.7)
-    mismatched = losses.importance_diagnostics(q, p.log_prob, 20_000, seed=[1, 2])
+    mismatched = train.importance_diagnostics(q, p.log_prob, 20_000, seed=[1, 2])
     assert float(mismatched["ess_fraction"]) < 0.9
     assert float(mismatched["elbo"]) < -0.1  # ELBO < log Z = 0
     assert abs(float(mismatched["log_z"])) < 0.05  # IS estimate of log Z = 0
@@ -115,7 +115,7 @@ def test_losses_under_xla():
             rkl = losses.reverse_kl(dist, target.log_prob, 32, seed=[3, 3])
             stl = losses.reverse_kl(dist, target.log_prob, 32, seed=[3, 3], stick_the_landing=True)
         grads = tape.gradient([fkl, rkl, stl], dist.trainable_variables)
-        diagnostics = losses.importance_diagnostics(dist, target.log_prob, 32, seed=[3, 3])
+        diagnostics = train.importance_diagnostics(dist, target.log_prob, 32, seed=[3, 3])
         return fkl, rkl, stl, diagnostics, grads
 
     fkl, rkl, stl, diagnostics, grads = tf.function(step, jit_compile=True)()
@@ -144,7 +144,7 @@ def test_losses_under_xla():
 def test_check_data(data, error, match):
     dist = _flow()
     if error is None:
-        assert losses.check_data(dist, data).dtype == tf.float64
+        assert checks.check_data(dist, data).dtype == tf.float64
     else:
         with pytest.raises(error, match=match):
             losses.forward_kl(dist, data)
@@ -163,23 +163,23 @@ def test_minimize_and_validation_run_before_any_update():
     before = [v.numpy().copy() for v in dist.trainable_variables]
     for bad in (np.zeros((8, 3)), np.zeros((8, 2), np.uint8), np.full((8, 2), np.nan)):
         with pytest.raises((ValueError, TypeError)):
-            losses.minimize(
-                lambda b=bad: losses.forward_kl(dist, b), dist.trainable_variables, steps=3
+            train.minimize(
+                lambda b=bad: losses.forward_kl(dist, b), dist.trainable_variables, num_steps=3
             )
     with pytest.raises(ValueError, match="target_log_prob_fn"):
-        losses.minimize(
-            lambda: losses.reverse_kl(dist, lambda z: z, 8), dist.trainable_variables, steps=3
+        train.minimize(
+            lambda: losses.reverse_kl(dist, lambda z: z, 8), dist.trainable_variables, num_steps=3
         )
     # In-graph data (non-XLA): the run-time check fires before the optimizer step.
     nan_data = tf.Variable(np.full((8, 2), np.nan))
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
-        losses.minimize(
+        train.minimize(
             lambda: losses.forward_kl(dist, nan_data.read_value(), validate=True),
             dist.trainable_variables,
-            steps=2,
+            num_steps=2,
             jit_compile=False,
         )
     for a, v in zip(before, dist.trainable_variables, strict=True):
         np.testing.assert_array_equal(a, v.numpy())
     with pytest.raises(ValueError, match="empty"):
-        losses.minimize(lambda: tf.constant(0.0), [], steps=1)
+        train.minimize(lambda: tf.constant(0.0), [], num_steps=1)

@@ -167,3 +167,22 @@ def test_keras_save_and_load_round_trip(tmp_path):
     assert len(loaded.weights) == len(made.weights)
     np.testing.assert_allclose(loaded(inputs), model(inputs), rtol=1e-6)
     assert not np.allclose(model(inputs), 0.0)
+
+
+def test_sequential_blocks_cover_the_passes_with_cut_networks():
+    """The block plan a MAF asks for: passes summing to D, each block's call kwargs a network
+    cut to the units it needs, exact on the outputs of its passes' degrees."""
+    made = _made("given", hidden_degrees="random")
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, D)))
+    blocks = made.sequential_blocks(3)
+    assert [p for p, _ in blocks] == [p for p, _ in made.sequential_plan(3)]
+    assert sum(p for p, _ in blocks) == D
+    full, end = made(x), 0
+    for passes, kwargs in blocks:
+        end += passes
+        assert set(kwargs) == {"weights"}
+        needed = made.input_order <= end
+        cut = made(x, **kwargs)
+        np.testing.assert_allclose(
+            tf.boolean_mask(cut, needed, axis=1), tf.boolean_mask(full, needed, axis=1), atol=1e-12
+        )

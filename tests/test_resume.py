@@ -171,7 +171,7 @@ def test_model_checkpoint_and_save_weights_write_atomically(tmp_path, monkeypatc
         return original(path, write, **kwargs)
 
     monkeypatch.setattr(saving, "atomic_write", spy)
-    monkeypatch.setattr("tfp_flows.keras.atomic_write", spy)
+    monkeypatch.setattr("tfp_flows.models._base.atomic_write", spy)
     callbacks = [
         keras.callbacks.ModelCheckpoint(str(tmp_path / "best.keras")),
         keras.callbacks.ModelCheckpoint(str(tmp_path / "w.weights.h5"), save_weights_only=True),

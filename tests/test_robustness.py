@@ -137,8 +137,8 @@ def test_nan_stops_training_naming_step_and_layer_and_saves_last_good_weights(va
         assert np.isfinite(got).all()
         np.testing.assert_array_equal(got, want)
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
-    # The probe is gone: the model's own train step is back.
-    assert "train_step" not in model.__dict__ and model.train_function is None
+    # The callback only read the model's step record; it is off again, as before `fit`.
+    assert "train_step" not in model.__dict__ and model.record_steps is False
 
 
 class _Recorder(keras.callbacks.Callback):
@@ -254,8 +254,8 @@ def test_variational_guard_names_the_target_and_restores_the_state(jit_compile):
     assert int(model._draws.numpy()) == 5  # not rewound: a resumed fit draws new samples
     assert all(np.isfinite(w).all() for w in model.get_weights())
     outside.assign(False)
-    history = model.fit(steps_per_epoch=2, verbose=0).history  # resumes; the probe is gone
-    assert model._count_nonfinite is False
+    history = model.fit(steps_per_epoch=2, verbose=0).history  # resumes; no record kept
+    assert model.record_steps is False and model.step_record is None
     assert sorted(history) == ["elbo", "ess", "log_z", "skipped_steps"]
     assert np.isfinite(history["elbo"]).all()
 
@@ -306,8 +306,8 @@ def test_guard_is_inert_on_finite_training():
         datasets.two_moons(256, seed=0), batch_size=64, epochs=2, verbose=0, callbacks=[guard]
     )
     assert guard.step == 8 and guard.message is None
-    assert sorted(history.history) == ["nll", "skipped_steps"]  # the probe's batch is not logged
-    assert "train_step" not in model.__dict__
+    assert sorted(history.history) == ["nll", "skipped_steps"]  # the record is not logged
+    assert "train_step" not in model.__dict__ and model.record_steps is False
 
 
 def test_find_first_nonfinite_descends_into_multiscale_glow():

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_flows import datasets, flows, losses
+from tfp_flows import datasets, flows, losses, train
 from tfp_flows.bijectors import initialize_actnorm
 from tfp_flows.images import bits_per_dim, dequantize
 
@@ -21,9 +21,9 @@ def _fit(dist, data, *, steps, lr, batch=256, jit_compile=True):
     def nll():  # in-graph minibatches: no input pipeline on the hot path
         return losses.forward_kl(dist, tf.gather(data, tf.random.uniform([batch], 0, n, tf.int32)))
 
-    return losses.minimize(
-        nll, dist.trainable_variables, steps=steps, learning_rate=lr, jit_compile=jit_compile
-    )
+    return train.minimize(
+        nll, dist.trainable_variables, num_steps=steps, learning_rate=lr, jit_compile=jit_compile
+    ).losses
 
 
 def _nll_gap(factory, sample, log_prob, *, steps, lr):
@@ -94,13 +94,13 @@ def test_reverse_kl_reaches_log_z():
     tf.random.set_seed(3)
     target = _mixture_target()
     q = flows.real_nvp(2, num_layers=4, hidden_units=(32, 32), normalization=None)
-    losses.minimize(
+    train.minimize(
         lambda: losses.reverse_kl(q, target.log_prob, 256, stick_the_landing=True),
         q.trainable_variables,
-        steps=800,
+        num_steps=800,
         learning_rate=5e-3,
     )
-    diagnostics = losses.importance_diagnostics(q, target.log_prob, 50_000, seed=[1, 2])
+    diagnostics = train.importance_diagnostics(q, target.log_prob, 50_000, seed=[1, 2])
     elbo, log_z = float(diagnostics["elbo"]), float(diagnostics["log_z"])
     print(f"ELBO {elbo:.4f}, IS log Z {log_z:.4f}, ESS {float(diagnostics['ess_fraction']):.3f}")
     assert -0.05 < elbo <= 0.005  # log Z = 0

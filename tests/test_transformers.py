@@ -119,3 +119,81 @@ def test_spline_maf_beats_affine_maf_on_rings_in_the_same_steps():
     print("rings gap after 400 steps:", gaps)
     assert np.isfinite(gaps["spline"])
     assert gaps["spline"] < 0.6 * gaps["affine"]
+
+
+# -- the protocol and the four transformers ----------------------------------------------------
+
+
+def test_get_names_and_instances():
+    assert isinstance(transformers.get("affine", log_scale_clamp=None), transformers.Affine)
+    assert isinstance(transformers.get("sigmoid"), transformers.SigmoidAffine)
+    assert isinstance(transformers.get("additive"), transformers.Additive)
+    spline = transformers.get("spline", num_bins=5, bound=2.0)
+    assert (spline.num_bins, spline.bound, spline.num_params) == (5, 2.0, 14)
+    assert transformers.get(spline) is spline
+    assert transformers.get("affine").get_config() == {"name": "affine", "log_scale_clamp": 3.0}
+    with pytest.raises(ValueError, match="num_params"):
+        transformers.get(object())
+
+
+@pytest.mark.parametrize("name", ["affine", "sigmoid", "additive", "spline"])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_round_trip_and_elementwise_log_det_against_autodiff(name, dtype):
+    transformer = transformers.get(name, log_scale_clamp=2.0, num_bins=4, bound=2.0)
+    x = tf.random.stateless_normal([50, 3], [0, 5], dtype=dtype) * 1.5
+    params = tf.random.stateless_normal([50, 3, transformer.num_params], [1, 5], dtype=dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y, log_det = transformer.forward_and_log_det(x, params)
+    slope = tape.gradient(y, x)  # elementwise: the diagonal of the Jacobian
+    tol = 1e-10 if dtype == tf.float64 else 1e-4
+    np.testing.assert_allclose(log_det, np.log(slope), atol=tol)
+    x_back, inverse_log_det = transformer.inverse_and_log_det(tf.identity(y), params)
+    np.testing.assert_allclose(x_back, x, atol=tol * 10)
+    np.testing.assert_allclose(inverse_log_det, -log_det, atol=tol)
+    assert log_det.shape == x.shape and log_det.dtype == dtype
+    assert getattr(transformer, "is_constant_jacobian", False) == (name == "additive")
+
+
+def test_sigmoid_affine_is_glow_and_not_the_identity_at_zero():
+    h = tf.constant([-3.0, 0.0, 4.0], tf.float64)
+    params = tf.stack([tf.constant([0.5, -1.0, 2.0], tf.float64), h], axis=-1)
+    y = tf.constant([1.0, 2.0, -3.0], tf.float64)
+    x, log_det = transformers.SigmoidAffine().inverse_and_log_det(y, params)
+    np.testing.assert_allclose(x, (y - params[..., 0]) * tf.sigmoid(h + 2.0), rtol=1e-14)
+    np.testing.assert_allclose(log_det, tf.math.log_sigmoid(h + 2.0), rtol=1e-14)
+    _, log_det0 = transformers.SigmoidAffine().forward_and_log_det(y, tf.zeros([3, 2], tf.float64))
+    np.testing.assert_allclose(log_det0, -np.log(1 / (1 + np.exp(-2.0))), rtol=1e-14)
+
+
+def test_spline_params_broadcast_over_leading_dims():
+    """One spline per dimension `[D, P]`, applied to a batch `[N, D]` (as PixelwiseSpline does)."""
+    spline = transformers.RationalQuadratic(4, bound=2.0)
+    params = _params([3], 4, 1.0, seed=9)
+    x = tf.random.stateless_normal([7, 3], [2, 2], dtype=tf.float64)
+    full = tf.broadcast_to(params, [7, 3, 11])
+    for method in ("forward_and_log_det", "inverse_and_log_det"):
+        got, expected = getattr(spline, method)(x, params), getattr(spline, method)(x, full)
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+def test_spline_accepts_float32_params_of_rank_above_five():
+    """TensorFlow's CPU softmax refuses float32 inputs of rank > 5; the spline reshapes."""
+    spline = transformers.RationalQuadratic(3, bound=2.0)
+    x = tf.zeros([2, 3, 2, 2, 2], tf.float32)
+    y, _ = spline.forward_and_log_det(x, tf.zeros([2, 3, 2, 2, 2, 8], tf.float32))
+    np.testing.assert_allclose(y, x, atol=1e-6)
+
+
+def test_each_formula_lives_in_one_place():
+    """`soft_clamp` and Glow's sigmoid scale are written once in the package."""
+    import pathlib
+
+    import tfp_flows
+    from tfp_flows import bijectors
+
+    assert bijectors.soft_clamp is transformers.soft_clamp
+    sources = [p.read_text() for p in pathlib.Path(tfp_flows.__file__).parent.rglob("*.py")]
+    assert sum(s.count("def soft_clamp(") for s in sources) == 1
+    assert sum(s.count("tf.math.softplus(-(") for s in sources) == 1

@@ -1,8 +1,12 @@
 """tfp_flows: normalizing flows (Real NVP, Glow, MAF/IAF) for TensorFlow Probability.
 
-Importing the package (any `tfp_flows` import) imports `tfp_flows.keras`, which registers the
+Importing the package (any `tfp_flows` import) imports `tfp_flows.models`, which registers the
 package's Keras classes (`DensityModel`, `VariationalModel`, the conditioners), so
 `keras.models.load_model("flow.keras")` works in a fresh process after `import tfp_flows`.
+
+`tfp_flows.keras` is the public name of `tfp_flows.models` (it re-exports it). It is an
+attribute of this package only: package modules import the Keras library absolutely
+(`import keras`), so the name never stands for this module inside them.
 """
 
 from tfp_flows import (
@@ -13,6 +17,7 @@ from tfp_flows import (
     images,
     keras,
     losses,
+    models,
     nn,
     saving,
     testing,
@@ -29,6 +34,7 @@ __all__ = [
     "images",
     "keras",
     "losses",
+    "models",
     "nn",
     "saving",
     "testing",

@@ -3,8 +3,9 @@
 `atomic_write(path, write)` has `write` fill a temporary file in the directory of `path`, flushes
 it to disk and renames it over `path` with `os.replace` (atomic on POSIX and Windows within one
 file system). A crash or an error while writing leaves the previous file untouched; readers see
-either the old file or the new one, never a partial one. The Keras models of `tfp_flows.keras`
-save this way, so `keras.callbacks.ModelCheckpoint` and `BackupAndRestore` write atomically too.
+either the old file or the new one, never a partial one. `save_model(model, path)` saves any Keras
+model so; the models of `tfp_flows.models` save this way themselves, so
+`keras.callbacks.ModelCheckpoint` and `BackupAndRestore` write atomically too.
 
 `load_model(path)` checks the file before Keras reads it (a zip archive whose members pass their
 CRC checks) and raises `ModelFileError` naming the file and the problem for a missing, truncated
@@ -42,7 +43,7 @@ from collections.abc import Callable
 
 import keras
 
-__all__ = ["ModelFileError", "atomic_write", "check_model_file", "load_model"]
+__all__ = ["ModelFileError", "atomic_write", "check_model_file", "load_model", "save_model"]
 
 _KERAS_SUFFIXES = (".weights.h5", ".weights.json", ".keras", ".h5")
 _NAME_MAX = 255  # bytes in a file name (ext4, XFS, Btrfs, APFS; NTFS: 255 characters)
@@ -166,6 +167,34 @@ def atomic_write(
 
 def _is_local(path: str) -> bool:
     return "://" not in path
+
+
+def save_model(model: keras.Model, filepath, *, overwrite: bool = True, **kwargs) -> None:
+    """Saves any Keras model to a `.keras` file atomically (`atomic_write`).
+
+    The file is written beside `filepath` under a temporary name and renamed over it, so a
+    crash while writing leaves the previous file intact and loadable; as with `open`, a symbolic
+    link is written through and the file keeps its mode (a new one: 0o666 less the umask).
+    Remote paths (`gs://...`) are passed to `keras.Model.save` unchanged, without that guarantee.
+
+    Raises:
+      ValueError: naming `filepath`, for a legacy `.h5`/`.hdf5` file (`load_model` could not read
+        it back) or a local path not ending in `.keras`; before anything is written.
+    """
+    filepath = os.fspath(filepath)
+    remote = not _is_local(filepath)
+    if filepath.endswith((".h5", ".hdf5")) or not (remote or filepath.endswith(".keras")):
+        raise ValueError(
+            f"Cannot save a model to {filepath!r}: use a `.keras` file (legacy `.h5`/`.hdf5` "
+            "files are refused: neither Keras' nor tfp_flows' `load_model` reads them back)."
+        )
+    if remote:
+        return keras.Model.save(model, filepath, overwrite=overwrite, **kwargs)
+    atomic_write(
+        filepath,
+        lambda tmp: keras.Model.save(model, tmp, overwrite=True, **kwargs),
+        overwrite=overwrite,
+    )
 
 
 def check_model_file(path: str | os.PathLike) -> None:

@@ -68,11 +68,11 @@ def autodiff_log_det_jacobian(fn, x: tf.Tensor, event_ndims: int) -> tf.Tensor:
     batch_shape = tf.shape(x)[: x.shape.rank - event_ndims]
     n = math.prod(event_shape)
     flat = tf.reshape(x, [-1, n])
-    with tf.GradientTape() as tape:
+    with tf.GradientTape(persistent=n <= 16) as tape:  # small: a loop is faster than pfor
         tape.watch(flat)
         y = fn(tf.reshape(flat, tf.concat([[-1], event_shape], 0)))
         y_flat = tf.reshape(y, [-1, n])
-    jacobian = tape.batch_jacobian(y_flat, flat)
+    jacobian = tape.batch_jacobian(y_flat, flat, experimental_use_pfor=n > 16)
     _, log_abs_det = tf.linalg.slogdet(jacobian)
     return tf.reshape(log_abs_det, batch_shape)
 
@@ -94,6 +94,32 @@ def _close(name, actual, expected, rtol, atol, broadcast=False):
             f"{expected[worst]!r}) exceeds atol={atol} + rtol={rtol} * |expected|"
         )
     return float(err.max()) if err.size else 0.0
+
+
+class _Calls:
+    """The bijector's four methods, each on a `tf.identity` copy (so the cache cannot help)."""
+
+    def __init__(self, bijector, event_ndims: int, kwargs: dict):
+        self.bijector, self.event_ndims, self.kwargs = bijector, event_ndims, kwargs
+
+    def fwd(self, t):
+        return self.bijector.forward(tf.identity(t), **self.kwargs)
+
+    def inv(self, t):
+        return self.bijector.inverse(tf.identity(t), **self.kwargs)
+
+    def fldj(self, t):
+        return self.bijector.forward_log_det_jacobian(
+            tf.identity(t), event_ndims=self.event_ndims, **self.kwargs
+        )
+
+    def ildj(self, t):
+        return self.bijector.inverse_log_det_jacobian(
+            tf.identity(t), event_ndims=self.event_ndims, **self.kwargs
+        )
+
+    def all_outputs(self, t):
+        return self.fwd(t), self.inv(t), self.fldj(t), self.ildj(t)
 
 
 def check_bijector(
@@ -133,36 +159,40 @@ def check_bijector(
     Returns:
       A dict of the largest errors found per property.
     """
-    kw = dict(bijector_kwargs or {})
     x = tf.convert_to_tensor(x)
-    dtype = x.dtype
-    d_rtol, d_atol = _DEFAULT_TOL.get(dtype, (1e-4, 1e-4))
-    rtol = d_rtol if rtol is None else rtol
-    atol = d_atol if atol is None else atol
+    default = _DEFAULT_TOL.get(x.dtype, (1e-4, 1e-4))
+    tol = tuple(d if v is None else v for v, d in zip((rtol, atol), default))
     event_ndims = bijector.forward_min_event_ndims if event_ndims is None else event_ndims
     if x.shape.rank != event_ndims + 1 or x.shape[0] < 6:
         raise ValueError(f"x must be a batch of >= 6 events of rank {event_ndims}; got {x.shape}")
-    event_shape = x.shape[1:]
     if strict_log_det_shape is None:
         strict_log_det_shape = not bijector.is_constant_jacobian
-    loose = not strict_log_det_shape
-    report = {}
+    calls = _Calls(bijector, event_ndims, dict(bijector_kwargs or {}))
+    y = calls.fwd(x)
+    _check_setup(calls, x, y, tol, require_variables, require_non_identity)
+    report = {"max_roundtrip_error": _check_round_trips(calls, x, y, tol)}
+    tape, mean_log_dets = _check_log_dets(
+        calls, x, y, tol, not strict_log_det_shape, check_gradients, report
+    )
+    _check_sample_shapes(calls, x, y, sample_shapes, tol, not strict_log_det_shape)
+    _check_modes(calls, x, modes, tol, report)
+    if check_gradients:
+        _check_gradients(calls, x, tape, mean_log_dets, tol, report)
+    return report
 
-    def fwd(t):
-        return bijector.forward(tf.identity(t), **kw)
 
-    def inv(t):
-        return bijector.inverse(tf.identity(t), **kw)
+def _check_round_trips(calls, x, y, tol) -> float:
+    return max(
+        _close("inverse(forward(x))", calls.inv(y), x, *tol),
+        _close("forward(inverse(x))", calls.fwd(calls.inv(x)), x, *tol),
+    )
 
-    def fldj(t):
-        return bijector.forward_log_det_jacobian(tf.identity(t), event_ndims=event_ndims, **kw)
 
-    def ildj(t):
-        return bijector.inverse_log_det_jacobian(tf.identity(t), event_ndims=event_ndims, **kw)
-
-    y = fwd(x)
-    if y.dtype != dtype:
-        raise AssertionError(f"forward changed dtype {dtype} -> {y.dtype}")
+def _check_setup(calls, x, y, tol, require_variables, require_non_identity) -> None:
+    """Output dtype, reachable variables, event shapes, and parameters away from identity."""
+    bijector, event_shape = calls.bijector, x.shape[1:]
+    if y.dtype != x.dtype:
+        raise AssertionError(f"forward changed dtype {x.dtype} -> {y.dtype}")
     if require_variables and not bijector.trainable_variables:
         raise AssertionError(f"{bijector.name}: no trainable variables are reachable")
     # Shape-changing bijectors (e.g. a squeeze) must report their output event shape.
@@ -180,96 +210,91 @@ def check_bijector(
     if (
         require_non_identity
         and y.shape == x.shape
-        and np.allclose(y.numpy(), x.numpy(), rtol=0, atol=10 * atol)
+        and np.allclose(y.numpy(), x.numpy(), rtol=0, atol=10 * tol[1])
     ):
         raise AssertionError(
             f"{bijector.name}: forward(x) == x; perturb the parameters so the checks can fail"
         )
 
-    # Round trips, both ways.
-    report["max_roundtrip_error"] = max(
-        _close("inverse(forward(x))", inv(y), x, rtol, atol),
-        _close("forward(inverse(x))", fwd(inv(x)), x, rtol, atol),
-    )
 
-    # Log-dets against autodiff Jacobians, both directions, taped for their gradients (below).
+def _check_log_dets(calls, x, y, tol, loose, check_gradients, report):
+    """Both log-dets against autodiff Jacobians, taped for their gradients; fldj vs -ildj."""
+    event_ndims = calls.event_ndims
     with tf.GradientTape(persistent=True, watch_accessed_variables=check_gradients) as tape:
         log_dets = {
-            "fldj": (fldj(x), autodiff_log_det_jacobian(fwd, x, event_ndims)),
-            "ildj": (ildj(x), autodiff_log_det_jacobian(inv, x, event_ndims)),
+            "fldj": (calls.fldj(x), autodiff_log_det_jacobian(calls.fwd, x, event_ndims)),
+            "ildj": (calls.ildj(x), autodiff_log_det_jacobian(calls.inv, x, event_ndims)),
         }
         mean_log_dets = {k: [tf.reduce_mean(t) for t in pair] for k, pair in log_dets.items()}
     for name, what in (("fldj", "forward"), ("ildj", "inverse")):
         report[f"max_{name}_error"] = _close(
-            f"{what}_log_det_jacobian vs autodiff", *log_dets[name], rtol, atol, broadcast=loose
+            f"{what}_log_det_jacobian vs autodiff", *log_dets[name], *tol, broadcast=loose
         )
     report["max_fldj_ildj_error"] = _close(
-        "fldj(x) vs -ildj(forward(x))", fldj(x), -ildj(y), rtol, atol, loose
+        "fldj(x) vs -ildj(forward(x))", calls.fldj(x), -calls.ildj(y), *tol, loose
     )
+    return tape, mean_log_dets
 
-    # Sample shapes.
+
+def _check_sample_shapes(calls, x, y, sample_shapes, tol, loose) -> None:
+    event_shape, y_event_shape = x.shape[1:], y.shape[1:]
     for shape in sample_shapes:
         n = math.prod(shape)
         xs = tf.reshape(x[:n], [*shape, *event_shape])
-        ys = fwd(xs)
+        ys = calls.fwd(xs)
         if ys.shape != [*shape, *y_event_shape]:
             raise AssertionError(f"forward: shape {ys.shape} for input {xs.shape}")
-        for name, value in (("fldj", fldj(xs)), ("ildj", ildj(ys))):
+        for name, value in (("fldj", calls.fldj(xs)), ("ildj", calls.ildj(ys))):
             if tuple(value.shape) != tuple(shape) and not (loose and value.shape.rank == 0):
                 raise AssertionError(
                     f"{name}: shape {value.shape} for sample shape {shape}; expected {shape}"
                 )
-        _close(f"inverse(forward(x)) at sample shape {shape}", inv(ys), xs, rtol, atol)
+        _close(f"inverse(forward(x)) at sample shape {shape}", calls.inv(ys), xs, *tol)
 
-    # Eager vs tf.function vs XLA.
-    def all_outputs(t):
-        return fwd(t), inv(t), fldj(t), ildj(t)
 
-    reference = [v.numpy() for v in all_outputs(x)]
+def _check_modes(calls, x, modes, tol, report) -> None:
+    """Eager vs `tf.function` vs XLA."""
+    reference = [v.numpy() for v in calls.all_outputs(x)]
     compiled = {
-        "eager": all_outputs,
-        "function": tf.function(all_outputs),
-        "jit": tf.function(all_outputs, jit_compile=True),
+        "eager": calls.all_outputs,
+        "function": tf.function(calls.all_outputs),
+        "jit": tf.function(calls.all_outputs, jit_compile=True),
     }
     report["max_mode_error"] = 0.0
     for mode in modes:
         got = compiled[mode](x)
         for name, a, b in zip(("forward", "inverse", "fldj", "ildj"), got, reference):
-            err = _close(f"{name} in mode {mode!r} vs eager", a, b, rtol, atol)
+            err = _close(f"{name} in mode {mode!r} vs eager", a, b, *tol)
             report["max_mode_error"] = max(report["max_mode_error"], err)
 
-    if check_gradients:
-        variables = bijector.trainable_variables
-        with tf.GradientTape() as loss_tape:
-            z = inv(x)
-            loss = tf.reduce_mean(tf.square(z)) - tf.reduce_mean(ildj(x))
-            loss += tf.reduce_mean(tf.square(fwd(x))) + tf.reduce_mean(fldj(x))
-        grads = loss_tape.gradient(loss, variables)
-        for v, g in zip(variables, grads):
-            if g is None:
-                raise AssertionError(f"no gradient reaches variable {v.name}")
-            g = tf.convert_to_tensor(g)
-            if not np.all(np.isfinite(g.numpy())):
-                raise AssertionError(f"non-finite gradient for variable {v.name}")
-            if not np.any(g.numpy() != 0):
-                raise AssertionError(f"zero gradient for variable {v.name}")
-        # A log-det right in value but cut off from a variable (e.g. by `stop_gradient`) would
-        # train the wrong objective: its gradients must be those of the autodiff log-det.
-        report["max_log_det_gradient_error"] = 0.0
-        for name, targets in mean_log_dets.items():
-            ours, reference = (
-                tape.gradient(t, variables, unconnected_gradients="zero") for t in targets
+
+def _check_gradients(calls, x, tape, mean_log_dets, tol, report) -> None:
+    """Finite, non-zero loss gradients for every variable; log-det gradients as autodiff's."""
+    variables = calls.bijector.trainable_variables
+    with tf.GradientTape() as loss_tape:
+        loss = tf.reduce_mean(tf.square(calls.inv(x))) - tf.reduce_mean(calls.ildj(x))
+        loss += tf.reduce_mean(tf.square(calls.fwd(x))) + tf.reduce_mean(calls.fldj(x))
+    for v, g in zip(variables, loss_tape.gradient(loss, variables)):
+        if g is None:
+            raise AssertionError(f"no gradient reaches variable {v.name}")
+        g = tf.convert_to_tensor(g).numpy()
+        if not np.all(np.isfinite(g)):
+            raise AssertionError(f"non-finite gradient for variable {v.name}")
+        if not np.any(g != 0):
+            raise AssertionError(f"zero gradient for variable {v.name}")
+    # A log-det right in value but cut off from a variable (e.g. by `stop_gradient`) would
+    # train the wrong objective: its gradients must be those of the autodiff log-det.
+    report["max_log_det_gradient_error"] = 0.0
+    for name, targets in mean_log_dets.items():
+        ours, reference = (
+            tape.gradient(t, variables, unconnected_gradients="zero") for t in targets
+        )
+        for v, a, b in zip(variables, ours, reference):
+            err = _close(
+                f"gradient of {name} for variable {v.name} vs autodiff",
+                tf.convert_to_tensor(a),
+                tf.convert_to_tensor(b),
+                *tol,
             )
-            for v, a, b in zip(variables, ours, reference):
-                err = _close(
-                    f"gradient of {name} for variable {v.name} vs autodiff",
-                    tf.convert_to_tensor(a),
-                    tf.convert_to_tensor(b),
-                    rtol,
-                    atol,
-                )
-                report["max_log_det_gradient_error"] = max(
-                    report["max_log_det_gradient_error"], err
-                )
-        report["num_variables_checked"] = len(variables)
-    return report
+            report["max_log_det_gradient_error"] = max(report["max_log_det_gradient_error"], err)
+    report["num_variables_checked"] = len(variables)

@@ -18,19 +18,7 @@ import tensorflow_probability as tfp
 
 tfb = tfp.bijectors
 
-__all__ = ["FlowBijector", "soft_clamp"]
-
-
-def soft_clamp(log_scale: tf.Tensor, bound: float | None) -> tf.Tensor:
-    """Smoothly bounds `log_scale` to `(-bound, bound)`: `bound * tanh(log_scale / bound)`.
-
-    Near zero it is the identity (slope 1), so a zero-initialised conditioner still gives an
-    identity coupling; `bound=None` disables the clamp.
-    """
-    if bound is None:
-        return log_scale
-    bound = tf.cast(bound, log_scale.dtype)
-    return bound * tf.tanh(log_scale / bound)
+__all__ = ["FlowBijector"]
 
 
 class FlowBijector(tfb.Bijector):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import keras
@@ -10,14 +9,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_flows import _validation as check
+from tfp_flows.nn._made_degrees import check_order, make_degrees, make_masks
+from tfp_flows.nn._made_sequential import SequentialPasses
 
 __all__ = ["MADE"]
 
-_NAMED_ORDERS = ("left-to-right", "right-to-left", "random")
-
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
-class MADE(keras.layers.Layer):
+class MADE(SequentialPasses, keras.layers.Layer):
     r"""Masked Autoencoder for Distribution Estimation: an autoregressive dense network.
 
     Each input dimension `i` gets a degree `m(i)` in `1..D` (its position in `input_order`).
@@ -55,7 +54,8 @@ class MADE(keras.layers.Layer):
       `made(x, conditional=None)` with `x` of shape `[..., D]` and `conditional` of shape
       `[..., C]` (leading dims broadcast with those of `x`); returns `[..., D, num_params]`.
       `weights=(kernels, biases)` replaces the layer's masked weights (the sequential passes
-      of a MAF use `sequential_weights`, `sequential_plan` and `truncated_weights`).
+      of a MAF: `sequential_blocks`, from `sequential_weights`, `sequential_plan` and
+      `truncated_weights`).
 
     References:
       Germain et al. (2015), MADE: Masked Autoencoder for Distribution Estimation,
@@ -110,11 +110,11 @@ class MADE(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
         rng = np.random.default_rng(self.seed)
-        self._input_order_arg = _check_order(input_order, self.event_size)
-        self.degrees = _make_degrees(
+        self._input_order_arg = check_order(input_order, self.event_size)
+        self.degrees = make_degrees(
             self.event_size, self.hidden_units, self._input_order_arg, hidden_degrees, rng
         )
-        self.masks = _make_masks(self.degrees)
+        self.masks = make_masks(self.degrees)
         self.build((None, self.event_size))
 
     @property
@@ -152,76 +152,6 @@ class MADE(keras.layers.Layer):
             tf.cast(kernel, self.compute_dtype) * mask
             for kernel, mask in zip(self._kernels, self._kernel_masks)
         ]
-
-    # -- sequential (autoregressive) evaluation: a MAF's sampling, an IAF's density ------------
-    #
-    # Pass j (0-based) of the D passes needs exact outputs only for the dimension of degree
-    # j + 1; those depend on hidden units of degree <= j alone. With each hidden layer's units
-    # sorted by degree, the passes up to degree `end` can run a network cut to the first
-    # `units[l]` units of each layer: the same function on the outputs of degree <= `end`, at a
-    # fraction of the FLOPs (about 2.3x fewer over all D passes with 8 blocks and equal degrees).
-
-    def sequential_weights(self) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-        """`(kernels, biases)`, masked, with each hidden layer's units sorted by degree.
-
-        A relabelling of the hidden units: `made(x, weights=made.sequential_weights())` equals
-        `made(x)`. "equal" degrees are sorted already; "random" ones are gathered once.
-        """
-        kernels = self.masked_kernels()
-        biases = [tf.cast(b, self.compute_dtype) for b in self._biases]
-        c = self.conditional_size or 0
-        for i, degrees in enumerate(self.degrees[1:]):
-            if np.all(np.diff(degrees) >= 0):
-                continue
-            perm = np.argsort(degrees, kind="stable")
-            kernels[i] = tf.gather(kernels[i], perm, axis=1)
-            # A gather straight on a variable would give it a sparse (IndexedSlices) gradient;
-            # a product with the permutation matrix keeps every gradient dense.
-            permutation = tf.constant(np.eye(len(perm))[:, perm], dtype=biases[i].dtype)
-            biases[i] = tf.linalg.matvec(permutation, biases[i], transpose_a=True)
-            rows = np.concatenate([perm, np.arange(len(perm), len(perm) + c)])
-            kernels[i + 1] = tf.gather(kernels[i + 1], rows, axis=0)
-        return kernels, biases
-
-    def sequential_plan(self, max_blocks: int = 8) -> list[tuple[int, tuple[int, ...]]]:
-        """Splits the `D` sequential passes into at most `max_blocks` blocks of smaller networks.
-
-        Returns `[(passes, units), ...]` in order: the block's number of passes and, per hidden
-        layer, how many of the degree-sorted units it needs (those of degree below the block's
-        last output degree; at least one).
-        """
-        max_blocks = check.integer(max_blocks, "max_blocks")
-        d = self.event_size
-        ends = sorted({max(1, round(d * b / max_blocks)) for b in range(1, max_blocks + 1)})
-        plan, start = [], 0
-        sorted_degrees = [np.sort(degrees) for degrees in self.degrees[1:]]
-        for end in ends:
-            units = tuple(
-                max(1, int(np.searchsorted(degrees, end - 1, side="right")))
-                for degrees in sorted_degrees
-            )
-            plan.append((end - start, units))
-            start = end
-        return plan
-
-    def truncated_weights(self, weights, units) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-        """`weights` (from `sequential_weights`) cut to the first `units[l]` units per layer."""
-        kernels, biases = weights
-        c = self.conditional_size or 0
-        cut_k, cut_b, previous = [], [], None
-        for i, (kernel, bias) in enumerate(zip(kernels, biases)):
-            if previous is not None:  # rows: the kept units of the layer below, then the condition
-                below = self.hidden_units[i - 1]
-                kernel = (
-                    kernel[:previous]
-                    if c == 0
-                    else tf.concat([kernel[:previous], kernel[below:]], 0)
-                )
-            if i < len(units):
-                kernel, bias, previous = kernel[:, : units[i]], bias[: units[i]], units[i]
-            cut_k.append(kernel)
-            cut_b.append(bias)
-        return cut_k, cut_b
 
     def call(self, x, conditional=None, weights=None):
         x = tf.convert_to_tensor(x, dtype=self.compute_dtype)
@@ -292,46 +222,3 @@ class MADE(keras.layers.Layer):
             seed=self.seed,
         )
         return config
-
-
-def _check_order(order, event_size: int):
-    if isinstance(order, str):
-        if order not in _NAMED_ORDERS:
-            raise ValueError(
-                f"`input_order` must be one of {_NAMED_ORDERS} or an array; got {order!r}."
-            )
-        return order
-    array = np.asarray(order)
-    if array.shape != (event_size,) or sorted(array.tolist()) != list(range(1, event_size + 1)):
-        raise ValueError(
-            f"An explicit `input_order` must be a permutation of 1..{event_size} (the degree of "
-            f"each input dimension); got {order!r}."
-        )
-    return array.astype(np.int64)
-
-
-def _make_degrees(d, hidden_units, order, hidden_degrees, rng) -> list[np.ndarray]:
-    """Degrees of the inputs and of each hidden layer."""
-    if isinstance(order, str):
-        order = {
-            "left-to-right": np.arange(1, d + 1),
-            "right-to-left": np.arange(d, 0, -1),
-            "random": rng.permutation(d) + 1,
-        }[order]
-    degrees = [np.asarray(order, np.int64)]
-    for units in hidden_units:
-        low = int(degrees[-1].min())
-        span = max(d - low, 1)  # allowed degrees: low .. d - 1 (just `low` when d == 1)
-        if hidden_degrees == "equal":
-            layer = low + (np.arange(units) * span) // units
-        else:
-            layer = rng.integers(low, low + span, size=units)
-        degrees.append(layer.astype(np.int64))
-    return degrees
-
-
-def _make_masks(degrees) -> list[np.ndarray]:
-    """0/1 masks `[fan_in, fan_out]`: hidden `m_out >= m_in`, output `m_out > m_in`."""
-    masks = [(lo[:, None] <= hi[None, :]) for lo, hi in itertools.pairwise(degrees)]
-    masks.append(degrees[-1][:, None] < degrees[0][None, :])
-    return [m.astype(np.float64) for m in masks]

@@ -1,26 +1,4 @@
-"""Elementwise transformers: the invertible scalar maps that autoregressive layers parametrise.
-
-A transformer turns raw parameters `params` of shape `[..., D, num_params]` (what a MADE outputs,
-one row per dimension) into a monotone map applied to each dimension:
-
-    forward_and_log_det(x, params) -> (y, log g'(x))       elementwise, not summed
-    inverse_and_log_det(y, params) -> (x, -log g'(x))
-
-Zero parameters give the identity, so a flow whose conditioner's output layer starts at zero
-starts as the identity. `MaskedAutoregressiveFlow` and `InverseAutoregressiveFlow` take one
-(`transformer=`); any transformer plugs into any autoregressive conditioner.
-
-Example:
-
->>> import tensorflow as tf
->>> from tfp_flows.bijectors.transformers import RationalQuadratic
->>> spline = RationalQuadratic(num_bins=4, bound=3.0)
->>> spline.num_params  # 4 widths, 4 heights, 3 interior knot slopes
-11
->>> y, log_det = spline.forward_and_log_det(tf.constant([[0.5]]), tf.zeros([1, 1, 11]))
->>> round(float(y[0, 0]), 5), abs(round(float(log_det[0, 0]), 5))  # zero parameters: the identity
-(0.5, 0.0)
-"""
+"""The rational-quadratic spline transformer (neural spline flows)."""
 
 from __future__ import annotations
 
@@ -30,38 +8,11 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import _validation as check
-from tfp_flows.bijectors._base import soft_clamp
+from tfp_flows.bijectors.transformers.base import Transformer
 
 tfb = tfp.bijectors
 
-__all__ = ["Affine", "RationalQuadratic", "get", "rational_quadratic_spline"]
-
-
-class Affine:
-    r"""`y = x exp(s) + shift`, with `(shift, s) = params[..., 0], params[..., 1]`.
-
-    The log-scale is soft-clamped to `(-log_scale_clamp, log_scale_clamp)` (`None`: no clamp),
-    so `log g'(x) = s` stays bounded however the conditioner drifts.
-    """
-
-    num_params = 2
-
-    def __init__(self, log_scale_clamp: float | None = 3.0):
-        self.log_scale_clamp = check.clamp_bound(log_scale_clamp)
-
-    def shift_and_log_scale(self, params):
-        return params[..., 0], soft_clamp(params[..., 1], self.log_scale_clamp)
-
-    def forward_and_log_det(self, x, params):
-        shift, log_scale = self.shift_and_log_scale(params)
-        return x * tf.exp(log_scale) + shift, log_scale
-
-    def inverse_and_log_det(self, y, params):
-        shift, log_scale = self.shift_and_log_scale(params)
-        return (y - shift) * tf.exp(-log_scale), -log_scale
-
-    def get_config(self) -> dict:
-        return {"name": "affine", "log_scale_clamp": self.log_scale_clamp}
+__all__ = ["RationalQuadratic", "rational_quadratic_spline"]
 
 
 _MIN_BIN = 1e-3  # smallest bin width and height, as a fraction of the range [-bound, bound]
@@ -80,7 +31,9 @@ def _bins_and_slopes(width_logits, height_logits, slope_logits, bound: float):
     span = 2.0 * bound
 
     def bins(logits):
-        return span * (_MIN_BIN + (1.0 - k * _MIN_BIN) * tf.nn.softmax(logits, axis=-1))
+        # A softmax of rank <= 2: TensorFlow's CPU kernel refuses float32 inputs of rank > 5.
+        softmax = tf.reshape(tf.nn.softmax(tf.reshape(logits, [-1, k])), tf.shape(logits))
+        return span * (_MIN_BIN + (1.0 - k * _MIN_BIN) * softmax)
 
     slopes = _MIN_SLOPE + (1.0 - _MIN_SLOPE) * tf.nn.softplus(slope_logits + _SOFTPLUS_ONE)
     return bins(width_logits), bins(height_logits), slopes
@@ -97,7 +50,7 @@ def rational_quadratic_spline(
     return tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-bound)
 
 
-class RationalQuadratic:
+class RationalQuadratic(Transformer):
     r"""A monotone rational-quadratic spline with `num_bins` bins on `[-bound, bound]`.
 
     `params[..., :K]` are the bin-width logits, `params[..., K:2K]` the bin-height logits and
@@ -125,6 +78,16 @@ class RationalQuadratic:
 
     References:
       Durkan et al. (2019), Neural Spline Flows, https://arxiv.org/abs/1906.04032
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> spline = RationalQuadratic(num_bins=4, bound=3.0)
+    >>> spline.num_params  # 4 widths, 4 heights, 3 interior knot slopes
+    11
+    >>> y, log_det = spline.forward_and_log_det(tf.constant([[0.5]]), tf.zeros([1, 1, 11]))
+    >>> round(float(y[0, 0]), 5), abs(round(float(log_det[0, 0]), 5))  # zero params: identity
+    (0.5, 0.0)
     """
 
     def __init__(self, num_bins: int = 8, bound: float = 5.0):
@@ -158,6 +121,10 @@ class RationalQuadratic:
         table = tf.stack(
             [x_knots, widths, y_knots, heights, slopes[..., :-1], slopes[..., 1:]], axis=-1
         )  # [..., K, 6]
+        if not (index.shape.is_fully_defined() and index.shape == table.shape[:-2]):
+            # `value` has more leading dims than `params` (e.g. one spline per pixel, shared by
+            # a batch of images): the gather needs the table at every point.
+            table = tf.broadcast_to(table, tf.concat([tf.shape(index), tf.shape(table)[-2:]], 0))
         picked = tf.gather(table, index, batch_dims=index.shape.rank)
         return (value, inside, *tf.unstack(picked, axis=-1))
 
@@ -197,16 +164,3 @@ class RationalQuadratic:
 
     def get_config(self) -> dict:
         return {"name": "spline", "num_bins": self.num_bins, "bound": self.bound}
-
-
-def get(transformer, *, log_scale_clamp: float | None = 3.0, num_bins: int = 8, bound=5.0):
-    """A transformer from `"affine"`, `"spline"` or an instance (returned as is)."""
-    if isinstance(transformer, Affine | RationalQuadratic):
-        return transformer
-    if transformer == "affine":
-        return Affine(log_scale_clamp)
-    if transformer == "spline":
-        return RationalQuadratic(num_bins, bound)
-    raise ValueError(
-        f"`transformer` must be 'affine', 'spline' or a transformer instance; got {transformer!r}."
-    )

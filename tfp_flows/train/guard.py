@@ -1,4 +1,4 @@
-"""The training core: the guarded update every training loop of the package applies.
+"""The guarded update: the one place where every training loop of the package applies an update.
 
 `guarded_apply` is the one place where an optimizer update is applied: it checks the loss, the
 gradients and the weights it would update, and applies the update only if all are finite (as
@@ -8,6 +8,7 @@ being all-reduced, on every replica of a `tf.distribute` strategy.
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 __all__ = ["SKIP_CAUSES", "NonFiniteLossError", "all_finite", "guarded_apply", "in_replica"]
@@ -38,6 +39,11 @@ def in_replica() -> bool:
     return ctx is not None and ctx.num_replicas_in_sync > 1
 
 
+def _read(variable):
+    """The tensor a Keras variable holds (`.value`), or a `tf.Variable` itself."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
 def _apply_if(ok, optimizer, grads, variables) -> None:
     """`optimizer.apply(grads, variables)` if `ok` (the same on every replica), else nothing."""
     if tf.distribute.has_strategy() and not (
@@ -58,14 +64,15 @@ def _apply_if(ok, optimizer, grads, variables) -> None:
 
 
 def guarded_apply(optimizer, loss, grads, variables) -> tf.Tensor:
-    """Applies `grads` to `variables` (Keras 3 variables) with `optimizer` unless the loss, a
-    gradient or a weight is NaN or inf.
+    """Applies `grads` to `variables` (Keras 3 variables, or the `tf.Variable`s a flow's
+    `trainable_variables` lists) with `optimizer` unless the loss, a gradient or a weight is NaN
+    or inf.
 
     Returns bool `[3]`: whether the loss, the gradients and the weights were finite (the same on
     every replica: one replica's NaN skips the step on all). The update was applied iff all are.
     """
     finite = tf.stack(
-        [all_finite([loss]), all_finite(grads), all_finite([v.value for v in variables])]
+        [all_finite([loss]), all_finite(grads), all_finite([_read(v) for v in variables])]
     )
     if in_replica():
         ctx = tf.distribute.get_replica_context()
