@@ -381,17 +381,18 @@ def render_markdown(results: dict, meta: dict) -> str:
         f"Machine: {meta['machine']}. Command: `{meta['command']}`.",
         "",
         "| model | test bits/dim | best val bits/dim | best step | steps run | time (s) "
-        "| stopped by | compiled | parameters |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| stopped by | compiled | parameters | load (1 min, start/end) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(results.values(), key=lambda r: r["test_bits_per_dim"]):
+    for r in sorted(results.values(), key=lambda r: r.get("test_bits_per_dim", math.inf)):
         if "error" in r:
-            lines.append(f"| {r['model']} | error: {r['error'][:80]} | | | | | | | |")
+            lines.append(f"| {r['model']} | error: {r['error'][:80]} | | | | | | | | |")
             continue
+        load = "/".join(f"{a:.1f}" for a in r.get("load_average", ())) or "-"
         lines.append(
             f"| {r['model']} | {r['test_bits_per_dim']:.3f} | {r['best_val_bits_per_dim']:.3f} "
             f"| {r['best_step']} | {r['steps_run']} | {r['seconds']:.0f} | {r['stopped']} "
-            f"| {r['compiled']} | {r['num_parameters']:,} |"
+            f"| {r['compiled']} | {r['num_parameters']:,} | {load} |"
         )
     lines += [
         "",
@@ -410,6 +411,11 @@ def combine(dirs: list[str], out_dir: str) -> dict:
             run = json.load(f)
         results.update(run["results"])
         meta = meta or dict(run["meta"])
+        same = ("protocol", "batch", "lr", "weight_decay", "patience", "ema", "lr_half_life")
+        differ = [k for k in same if run["meta"].get(k) != meta.get(k)]
+        if differ:
+            raise ValueError(f"{d}: settings differ from the first run's in {differ}")
+        meta["sizes"] = {**meta["sizes"], **run["meta"]["sizes"]}  # the later runs' sizes
         if run["meta"]["command"] not in meta["command"]:
             meta["command"] += "`; `" + run["meta"]["command"]
     os.makedirs(out_dir, exist_ok=True)
@@ -471,12 +477,14 @@ def main(argv=None) -> dict:
         if key not in MODELS:
             raise ValueError(f"unknown model {key!r}; choose from {list(MODELS)}")
         print(f"== {key}", flush=True)
+        load = os.getloadavg()[0]
         try:
             results[key] = (
                 fit_gaussian(data, args) if key == "gaussian" else train_flow(key, data, args)
             )
         except Exception as err:  # one failing peer must not lose the others' figures
             results[key] = {"model": MODELS[key][0], "error": f"{type(err).__name__}: {err}"}
+        results[key]["load_average"] = [round(load, 1), round(os.getloadavg()[0], 1)]
         print({k: v for k, v in results[key].items() if k != "val_curve"}, flush=True)
 
     meta = {

@@ -13,9 +13,10 @@ Two problems, each with the default surrogate `vi.flow_surrogate_posterior(...)`
   sample size is reported: the estimate is consistent and biased low by about
   `var(w) / (2 N mean(w)^2)`, negligible at the ESS seen).
 
-For each problem: `vi.fit(q, target)` with every default (the figure a user gets), then one
-run per candidate `learning_rate:sample_size` with `--best-budget` seconds (cosine schedule,
-stick-the-landing; the same flow). `KL = log Z - ELBO`, the ELBO from `--eval-samples` draws.
+For each problem: `vi.fit(q, target)` with every default (the figure a user gets; with
+`--ablation` also on a surrogate built with `affine=False`), then one run per candidate
+`learning_rate:sample_size` with `--best-budget` seconds (cosine schedule, stick-the-landing;
+the same flow). `KL = log Z - ELBO`, the ELBO from `--eval-samples` draws.
 The machine is shared: the load average is recorded beside the figures (a loaded machine takes
 fewer steps in a time budget, so high-load figures are pessimistic). Writes
 `benchmarks/vi_defaults.md` and `.json`.
@@ -54,10 +55,11 @@ def _logistic_posterior():
 def problem(name: str):
     """`(make_surrogate, target_log_prob_fn, log Z or None)`."""
     if name == "u1":
-        surrogate = lambda: vi.flow_surrogate_posterior(event_shape=[2])  # noqa: E731
+        surrogate = lambda **kw: vi.flow_surrogate_posterior(event_shape=[2], **kw)  # noqa: E731
         return surrogate, targets.energy("u1"), targets.log_normalizer("u1")
     posterior = _logistic_posterior()
-    return (lambda: vi.flow_surrogate_posterior(posterior)), posterior.unnormalized_log_prob, None
+    surrogate = lambda **kw: vi.flow_surrogate_posterior(posterior, **kw)  # noqa: E731
+    return surrogate, posterior.unnormalized_log_prob, None
 
 
 def log_weights(q, target, num_samples: int, chunk: int = 20_000) -> np.ndarray:
@@ -73,9 +75,9 @@ def log_weights(q, target, num_samples: int, chunk: int = 20_000) -> np.ndarray:
     ).astype(np.float64)
 
 
-def run_one(make_surrogate, target, eval_samples: int, **fit_kwargs) -> dict:
+def run_one(make_surrogate, target, eval_samples: int, surrogate_kwargs=None, **fit_kwargs):
     keras.utils.set_random_seed(0)
-    q = make_surrogate()
+    q = make_surrogate(**(surrogate_kwargs or {}))
     load_before = os.getloadavg()[0]
     result = vi.fit(q, target, **fit_kwargs)
     summary = train.importance_summary(log_weights(q, target, eval_samples))
@@ -97,6 +99,11 @@ def measure(name: str, args) -> dict:
     make_surrogate, target, log_z = problem(name)
     print(f"== {name}: default call")
     runs = {"default": run_one(make_surrogate, target, args.eval_samples)}
+    if args.ablation:  # the default call on a surrogate without its trainable affine map
+        print(f"== {name}: default call, affine=False")
+        runs["default, affine=False"] = run_one(
+            make_surrogate, target, args.eval_samples, surrogate_kwargs={"affine": False}
+        )
     for lr, size in args.candidates:
         key = f"lr={lr:g}, samples={size}, {args.best_budget:g} s"
         print(f"== {name}: {key}")
@@ -121,7 +128,7 @@ def measure(name: str, args) -> dict:
     for run in runs.values():
         run.pop("_q")
         run["kl"] = log_z - run["elbo"]
-    tuned = {k: r for k, r in runs.items() if k != "default"}
+    tuned = {k: r for k, r in runs.items() if not k.startswith("default")}
     best_key = min(tuned, key=lambda k: tuned[k]["kl"]) if tuned else None
     return {"log_z": log_z, "log_z_from": log_z_note, "runs": runs, "best": best_key}
 
@@ -165,6 +172,9 @@ def main(argv=None) -> None:
         "--candidates",
         default="1e-3:256,3e-3:256",
         help="learning_rate:sample_size pairs for the tuned runs, comma-separated",
+    )
+    parser.add_argument(
+        "--ablation", action="store_true", help="also the default call with affine=False"
     )
     parser.add_argument("--eval-samples", type=int, default=200_000)
     parser.add_argument("--is-samples", type=int, default=2_000_000)

@@ -113,7 +113,8 @@ class ConvConditioner(Conditioner):
             h = tf.concat([h, c], axis=-1)
         out = self._network(h)
         leading = tf.concat([leading, self.image_shape[:2]], 0)
-        out = tf.reshape(out, tf.concat([leading, [-1]], 0))
+        # The channel count is explicit: with an empty batch a -1 could not be inferred.
+        out = tf.reshape(out, tf.concat([leading, [self._per_element * self.output_channels]], 0))
         return self._split_output(out, leading, self.output_channels)
 
     def _network(self, h):
