@@ -11,6 +11,7 @@ attribute of this package only: package modules import the Keras library absolut
 
 from tfp_flows import (
     bijectors,
+    checks,
     datasets,
     diagnostics,
     flows,
@@ -21,6 +22,7 @@ from tfp_flows import (
     nn,
     saving,
     testing,
+    train,
     vi,
 )
 from tfp_flows._version import __version__
@@ -28,6 +30,7 @@ from tfp_flows._version import __version__
 __all__ = [
     "__version__",
     "bijectors",
+    "checks",
     "datasets",
     "diagnostics",
     "flows",
@@ -38,5 +41,6 @@ __all__ = [
     "nn",
     "saving",
     "testing",
+    "train",
     "vi",
 ]

@@ -157,8 +157,9 @@ def iaf(
     """Inverse autoregressive flow (Kingma et al. 2016, https://arxiv.org/abs/1606.04934).
 
     The inverse of `maf`'s layers: sampling and `experimental_sample_and_log_prob` take one
-    pass per layer (the right choice for variational inference, `reverse_kl`); `log_prob` of new
-    points takes `D` sequential passes per layer.
+    pass per layer (fast sampling, e.g. a student distilled from a MAF); `log_prob` of new
+    points takes `D` sequential passes per layer. For variational inference prefer `real_nvp`,
+    one pass both ways (see `vi.flow_surrogate_posterior`).
 
     Args:
       event_shape: event size `D` (or `[D]`); the flow is over vectors of shape `[D]`.

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfp_flows import _validation as check
 from tfp_flows import flows as flow_factories
 from tfp_flows.bijectors import ActNorm
-from tfp_flows.losses import sample_and_log_weights
+from tfp_flows.train import importance_summary, sample_and_log_weights
 from tfp_flows.models._base import FlowModel
 from tfp_flows.models._record import RECORD_KEY, recorded
 
@@ -114,13 +114,8 @@ class VariationalModel(FlowModel):
         return self.flow.log_prob(z)
 
     def _step_metrics(self, log_w, ok=None):
-        n = tf.cast(tf.size(log_w), log_w.dtype)
-        lse = tf.reduce_logsumexp(log_w)
-        values = (
-            tf.reduce_mean(log_w),
-            lse - tf.math.log(n),
-            tf.exp(2.0 * lse - tf.reduce_logsumexp(2.0 * log_w)),
-        )
+        summary = importance_summary(log_w)
+        values = (summary["elbo"], summary["log_z"], summary["ess"])
         weight = 1.0 if ok is None else tf.cast(ok, log_w.dtype)
         for metric, value in zip(self._metrics, values):  # a skipped step does not count
             metric.update_state(value if ok is None else tf.where(ok, value, 0.0), weight)
