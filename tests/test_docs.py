@@ -30,7 +30,9 @@ from tfp_flows.keras import DensityModel
 README = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
 PYTHON_BLOCKS = re.findall(r"^```python\n(.*?)^```", README, re.S | re.M)
 # Submodules a README may name without the `tfp_flows.` prefix. Not `keras`: `keras.x` is Keras.
-SHORT_MODULES = "bijectors|checks|datasets|diagnostics|flows|images|losses|models|nn|saving|testing|train|vi"
+SHORT_MODULES = (
+    "bijectors|checks|datasets|diagnostics|flows|images|losses|models|nn|saving|testing|train|vi"
+)
 
 
 def _block(*needles: str) -> str:

@@ -8,9 +8,9 @@ import tensorflow as tf
 from tfp_flows import _validation as check
 from tfp_flows import flows as flow_factories
 from tfp_flows.bijectors import ActNorm
-from tfp_flows.train import importance_summary, sample_and_log_weights
 from tfp_flows.models._base import FlowModel
 from tfp_flows.models._record import RECORD_KEY, recorded
+from tfp_flows.train import importance_summary, sample_and_log_weights
 
 __all__ = ["VariationalModel"]
 
