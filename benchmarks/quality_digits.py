@@ -384,18 +384,28 @@ def render_markdown(results: dict, meta: dict) -> str:
         "| stopped by | compiled | parameters | load (1 min, start/end) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(results.values(), key=lambda r: r.get("test_bits_per_dim", math.inf)):
+    previous = meta.get("previous")
+    if previous:  # the figures of the table this one replaces, for a regression check
+        lines[-2] = lines[-2].replace(" | best val", " | previous table | best val")
+        lines[-1] += "---|"
+    for key, r in sorted(results.items(), key=lambda kr: kr[1].get("test_bits_per_dim", math.inf)):
         if "error" in r:
-            lines.append(f"| {r['model']} | error: {r['error'][:80]} | | | | | | | | |")
+            empty = "| " * (9 if previous else 8)
+            lines.append(f"| {r['model']} | error: {r['error'][:80]} {empty}|")
             continue
         load = "/".join(f"{a:.1f}" for a in r.get("load_average", ())) or "-"
+        before = ""
+        if previous:
+            before = f"{previous[key]:.3f} | " if key in previous else "- | "
         lines.append(
-            f"| {r['model']} | {r['test_bits_per_dim']:.3f} | {r['best_val_bits_per_dim']:.3f} "
+            f"| {r['model']} | {r['test_bits_per_dim']:.3f} | {before}"
+            f"{r['best_val_bits_per_dim']:.3f} "
             f"| {r['best_step']} | {r['steps_run']} | {r['seconds']:.0f} | {r['stopped']} "
             f"| {r['compiled']} | {r['num_parameters']:,} | {load} |"
         )
     lines += [
         "",
+        *([meta["note"], ""] if meta.get("note") else []),
         "Test bits/dim: mean over 10 dequantisation draws (their sd is in the JSON, about 0.005).",
         "Lower is better; the issue's target for tfp_flows is 2.25 or less.",
         "",
@@ -403,8 +413,9 @@ def render_markdown(results: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def combine(dirs: list[str], out_dir: str) -> dict:
-    """Merges runs made with the same settings, one or more models each, into one table."""
+def combine(dirs: list[str], out_dir: str, previous: str | None = None) -> dict:
+    """Merges runs made with the same settings, one or more models each, into one table;
+    `previous`: a `quality_digits.json` whose test figures are shown next to the new ones."""
     results, meta = {}, None
     for d in dirs:
         with open(os.path.join(d, "quality_digits.json")) as f:
@@ -418,6 +429,10 @@ def combine(dirs: list[str], out_dir: str) -> dict:
         meta["sizes"] = {**meta["sizes"], **run["meta"]["sizes"]}  # the later runs' sizes
         if run["meta"]["command"] not in meta["command"]:
             meta["command"] += "`; `" + run["meta"]["command"]
+    if previous:
+        with open(previous) as f:
+            old = json.load(f)["results"]
+        meta["previous"] = {k: r["test_bits_per_dim"] for k, r in old.items() if "error" not in r}
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "quality_digits.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=2)
@@ -454,11 +469,19 @@ def main(argv=None) -> dict:
         metavar="DIR",
         help="only merge the quality_digits.json of runs in DIRs (e.g. one model per process)",
     )
+    parser.add_argument(
+        "--previous",
+        metavar="JSON",
+        help="with --combine: an earlier quality_digits.json, its figures shown in a column",
+    )
     args = parser.parse_args(argv)
     if args.combine:
-        return combine(args.combine, args.out_dir)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+        return combine(args.combine, args.out_dir, args.previous)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already started in this process (a test): keep its pools
+        print(f"note: thread pools already set; intra-op {args.threads} not applied")
     os.makedirs(args.out_dir, exist_ok=True)
 
     for group, sizes in json.loads(args.sizes).items():

@@ -22,9 +22,11 @@ between transforms, and the base is a standard normal:
 * `tfp_flows_real_nvp`: `tfp_flows.flows.real_nvp` (half-mask affine couplings, ActNorm between
   them, initialised from the first 4096 training points).
 * `tfp_flows_real_nvp_spline`: `tfp_flows.flows.real_nvp(..., transformer="spline")`,
-  `--spline-coupling-layers` couplings (default 8: each transforms one of the two coordinates,
-  so 8 couplings make as many one-dimensional splines as 4 MAF layers) of `--bins` bins on
-  `[-bound, bound]`, with `--spline-coupling-norm` between them.
+  `--spline-coupling-layers` half-mask couplings (default 6, about the parameters of the 4-layer
+  spline MAF: each coupling's network has one input and one spline's parameters out, a MADE
+  two and two) of `--bins` bins on `[-bound, bound]`, with `--spline-coupling-norm` between
+  them (default none: like the spline MAF, it sees the data on their own scale; ActNorm would
+  standardise them and leave part of `[-bound, bound]` unused).
 * `tfp_real_nvp`: `tfb.RealNVP(num_masked=1)` with a TF2 conditioner (a `tf.Module` MLP of the same
   shape, last layer zero-initialised, the same soft clamp) and `tfb.Permute` between layers.
 
@@ -381,13 +383,13 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--spline-coupling-layers",
         type=int,
-        default=8,
+        default=6,
         help="couplings of the spline Real NVP (each transforms one of the two coordinates)",
     )
     parser.add_argument(
         "--spline-coupling-norm",
         choices=["actnorm", "none"],
-        default="actnorm",
+        default="none",
         help="between the spline couplings",
     )
     parser.add_argument("--bins", type=int, default=32, help="spline bins")

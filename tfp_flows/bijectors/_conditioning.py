@@ -4,10 +4,14 @@ the call (with or without a conditional input), and turning its output into a tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import tensorflow as tf
 
-__all__ = ["call_conditioner", "check_conditioner", "conditioner_params"]
+from tfp_flows.bijectors._base import FlowBijector
+
+__all__ = ["ConditionedBijector", "call_conditioner", "check_conditioner", "conditioner_params"]
 
 
 def check_conditioner(conditioner, dtype=None) -> tuple[tf.DType | None, list]:
@@ -111,3 +115,36 @@ def conditioner_params(
             f"input shape {reference.shape}; got shape {params.shape}."
         )
     return params
+
+
+class ConditionedBijector(FlowBijector):
+    """The base of `Coupling` and `MaskedAutoregressiveFlow`: a conditioner (the network) and a
+    transformer (the elementwise map whose params it predicts), kept apart.
+
+    Checks the conditioner (`check_conditioner`), tracks a Keras conditioner's variables and
+    makes the bijector constant-Jacobian when the transformer is (`Additive`).
+    """
+
+    def __init__(self, conditioner, transformer, *, event_ndims: int, dtype, **kwargs):
+        dtype, keras_layers = check_conditioner(conditioner, dtype)
+        super().__init__(
+            forward_min_event_ndims=event_ndims,
+            is_constant_jacobian=bool(getattr(transformer, "is_constant_jacobian", False)),
+            dtype=dtype,
+            keras_layers=keras_layers,
+            **kwargs,
+        )
+        self._conditioner, self._transformer = conditioner, transformer
+        # tf.Module does not look inside Keras layers; list their variables so that
+        # `trainable_variables` (and checkpoints, tapes, tfp.vi) see them.
+        self._layer_variables = [w.value for layer in keras_layers for w in layer.weights]
+
+    @property
+    def conditioner(self) -> Callable:
+        """The network that returns the transformer's params."""
+        return self._conditioner
+
+    @property
+    def transformer(self):
+        """The elementwise map (a `transformers.Transformer` or a user object)."""
+        return self._transformer

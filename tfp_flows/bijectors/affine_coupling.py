@@ -38,23 +38,14 @@ class AffineCoupling(Coupling):
 
     Args:
       conditioner: a callable `conditioner(x_a) -> (shift, log_scale)`, both of the
-        transformed part's shape, or params of that shape plus `[2]` (`[1]` for additive);
-        see `Coupling`.
-      mask: `"half"`, `"checkerboard"` or `"channel"`.
-      reverse: which part is kept.
-      split: for `"half"` and `"channel"`, the size of the first slice of the last axis.
+        transformed part's shape, or params of that shape plus `[2]` (`[1]` for additive).
       scale: `"exp"`, `"sigmoid"` or `"additive"`.
       log_scale_clamp: bound of the soft clamp of `"exp"`; `None` disables it.
-      validate_args: check inputs for NaN and inf at run time.
-      dtype: float dtype; by default a Keras conditioner's variable dtype, else any.
-      name: name of the bijector.
+      mask, reverse, split, validate_args, dtype, name: as for `Coupling`.
 
-    References:
+    References (Real NVP and neural spline flows: see `Coupling`):
       Dinh, Krueger & Bengio (2014), NICE: Non-linear Independent Components Estimation,
       https://arxiv.org/abs/1410.8516
-
-      Dinh, Sohl-Dickstein & Bengio (2016), Density estimation using Real NVP,
-      https://arxiv.org/abs/1605.08803
 
       Kingma & Dhariwal (2018), Glow: Generative Flow with Invertible 1x1 Convolutions,
       https://arxiv.org/abs/1807.03039

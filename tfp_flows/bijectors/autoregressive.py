@@ -8,17 +8,16 @@ import tensorflow as tf
 
 from tfp_flows.bijectors import transformers
 from tfp_flows.bijectors._autoregressive_check import check_autoregressive
-from tfp_flows.bijectors._base import FlowBijector
 from tfp_flows.bijectors._conditioning import (
+    ConditionedBijector,
     call_conditioner,
-    check_conditioner,
     conditioner_params,
 )
 
 __all__ = ["MaskedAutoregressiveFlow"]
 
 
-class MaskedAutoregressiveFlow(FlowBijector):
+class MaskedAutoregressiveFlow(ConditionedBijector):
     r"""Masked autoregressive flow: an elementwise map whose parameters are autoregressive.
 
     With `theta = conditioner(y)` autoregressive in `y` (the parameters of dimension `d` depend
@@ -124,31 +123,18 @@ class MaskedAutoregressiveFlow(FlowBijector):
                 f"{type(transformer).__name__} transformer; it has "
                 f"num_params={conditioner.num_params}."
             )
-        dtype, keras_layers = check_conditioner(conditioner)
         with tf.name_scope(name) as name:
             super().__init__(
-                forward_min_event_ndims=1,
-                is_constant_jacobian=bool(getattr(transformer, "is_constant_jacobian", False)),
+                conditioner,
+                transformer,
+                event_ndims=1,
                 validate_args=validate_args,
-                dtype=dtype,
+                dtype=None,
                 parameters=parameters,
                 name=name,
-                keras_layers=keras_layers,
             )
-            self._conditioner = conditioner
-            self._layer_variables = [w.value for layer in keras_layers for w in layer.weights]
-            self._transformer = transformer
             self._event_size = getattr(conditioner, "event_size", None)
             self._autoregressive_checked = False
-
-    @property
-    def conditioner(self) -> Callable:
-        return self._conditioner
-
-    @property
-    def transformer(self):
-        """The elementwise map (a `transformers.Transformer` or a user object)."""
-        return self._transformer
 
     @property
     def log_scale_clamp(self) -> float | None:

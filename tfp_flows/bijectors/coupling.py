@@ -7,10 +7,9 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from tfp_flows.bijectors import transformers as tr
-from tfp_flows.bijectors._base import FlowBijector
 from tfp_flows.bijectors._conditioning import (
+    ConditionedBijector,
     call_conditioner,
-    check_conditioner,
     conditioner_params,
 )
 from tfp_flows.bijectors._masks import MASKS, make_mask
@@ -18,7 +17,7 @@ from tfp_flows.bijectors._masks import MASKS, make_mask
 __all__ = ["Coupling"]
 
 
-class Coupling(FlowBijector):
+class Coupling(ConditionedBijector):
     r"""Coupling layer: the kept part `x_a` sets the parameters of a map `g` of the other part.
 
     With `theta = conditioner(x_a)` (plus `conditional=c` when given) and `g` the transformer,
@@ -105,33 +104,18 @@ class Coupling(FlowBijector):
             raise ValueError(f"`mask` must be one of {MASKS}; got {mask!r}.")
         transformer = tr.get(transformer)
         mask_ = make_mask(mask, split=split, reverse=reverse, name=name)
-        dtype, keras_layers = check_conditioner(conditioner, dtype)
         with tf.name_scope(name) as name:
             super().__init__(
-                forward_min_event_ndims=1 if mask == "half" else 3,
-                is_constant_jacobian=bool(getattr(transformer, "is_constant_jacobian", False)),
+                conditioner,
+                transformer,
+                event_ndims=1 if mask == "half" else 3,
                 validate_args=validate_args,
                 dtype=dtype,
                 parameters=parameters,
                 name=name,
-                keras_layers=keras_layers,
             )
-        self._conditioner = conditioner
-        self._transformer = transformer
-        # tf.Module does not look inside Keras layers; list their variables so that
-        # `trainable_variables` (and checkpoints, tapes, tfp.vi) see them.
-        self._layer_variables = [w.value for layer in keras_layers for w in layer.weights]
         mask_.name = self.name
         self._mask, self._mask_kind = mask_, mask
-
-    @property
-    def conditioner(self) -> Callable:
-        return self._conditioner
-
-    @property
-    def transformer(self):
-        """The elementwise map (a `transformers.Transformer` or a user object)."""
-        return self._transformer
 
     @property
     def mask(self) -> str:

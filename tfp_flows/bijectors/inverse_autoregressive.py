@@ -98,16 +98,15 @@ class InverseAutoregressiveFlow(_Invert):
 
     Example:
 
-    >>> import tensorflow as tf
-    >>> import tensorflow_probability as tfp
+    >>> from tensorflow_probability import distributions as tfd
     >>> from tfp_flows.bijectors import InverseAutoregressiveFlow
     >>> from tfp_flows.nn import MADE
-    >>> iaf = InverseAutoregressiveFlow(MADE(3, hidden_units=(16,)))
-    >>> dist = tfp.distributions.TransformedDistribution(
-    ...     tfp.distributions.MultivariateNormalDiag(tf.zeros(3)), iaf)
-    >>> samples, log_prob = dist.experimental_sample_and_log_prob(5, seed=1)  # one MADE pass
-    >>> log_prob.shape
-    TensorShape([5])
+    >>> q = tfd.TransformedDistribution(
+    ...     tfd.Sample(tfd.Normal(0.0, 1.0), 3),
+    ...     InverseAutoregressiveFlow(MADE(3, hidden_units=(16,))))
+    >>> z, log_q = q.experimental_sample_and_log_prob(5, seed=(1, 2))  # one MADE pass
+    >>> z.shape, log_q.shape
+    (TensorShape([5, 3]), TensorShape([5]))
     """
 
     def __init__(

@@ -43,13 +43,11 @@ class Invertible1x1Conv(FlowBijector):
       event_ndims: 3 for `[H, W, C]` images (default), 1 for `[C]` vectors (a learned invertible
         linear map, as in vector Glow-style flows); any rank >= 1 works.
       seed: integer seed of the random-rotation initialisation (numpy); `None` for a fresh one.
-      validate_args: check inputs for NaN and inf at run time.
-      dtype: float dtype of the parameters.
-      name: name of the bijector.
+      validate_args, dtype, name: as for `ActNorm` (run-time NaN/inf checks, the parameters'
+        float dtype, the bijector's name).
 
-    References:
-      Kingma & Dhariwal (2018), Glow: Generative Flow with Invertible 1x1 Convolutions,
-      https://arxiv.org/abs/1807.03039
+    References: Kingma & Dhariwal (2018), Glow: Generative Flow with Invertible 1x1
+    Convolutions, https://arxiv.org/abs/1807.03039 (section 3.2).
 
     Example:
 

@@ -22,6 +22,7 @@ TensorShape([3])
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -137,49 +138,34 @@ def maf(
     )
 
 
+def _signature_named(fn, name: str) -> inspect.Signature:
+    """`fn`'s signature with the default of its `name` argument replaced."""
+    parameters = inspect.signature(fn).parameters.values()
+    return inspect.signature(fn).replace(
+        parameters=[p.replace(default=name) if p.name == "name" else p for p in parameters]
+    )
+
+
 @register_factory("iaf")
-def iaf(
-    event_shape: int | Sequence[int] | None = None,
-    *,
-    dim: int | None = None,
-    num_layers: int = 5,
-    hidden_units: Sequence[int] = (64, 64),
-    activation: str = "relu",
-    transformer: str = "affine",
-    num_bins: int = 8,
-    spline_bound: float = 5.0,
-    log_scale_clamp: float | None = 3.0,
-    base: str | dict | tfd.Distribution = "normal",
-    conditional_size: int | None = None,
-    dtype=tf.float32,
-    name: str = "iaf",
-) -> tfd.TransformedDistribution:
+def iaf(event_shape=None, **options) -> tfd.TransformedDistribution:
     """Inverse autoregressive flow (Kingma et al. 2016, https://arxiv.org/abs/1606.04934).
 
     The inverse of `maf`'s layers: sampling and `experimental_sample_and_log_prob` take one
     pass per layer (fast sampling, e.g. a student distilled from a MAF); `log_prob` of new
-    points takes `D` sequential passes per layer. For variational inference prefer `real_nvp`,
-    one pass both ways (see `vi.flow_surrogate_posterior`).
+    points takes `D` sequential passes per layer, with one `PerformanceWarning` per flow. For
+    variational inference prefer `real_nvp`, one pass both ways (see
+    `vi.flow_surrogate_posterior`).
 
-    Args:
-      event_shape: event size `D` (or `[D]`); the flow is over vectors of shape `[D]`.
-      dim: the former name of `event_shape` (pass one of them).
-      num_layers: number of IAF layers (default 5).
-      hidden_units: hidden layer sizes of each layer's MADE (default `(64, 64)`).
-      activation: the MADE's hidden activation (default `"relu"`).
-      transformer: `"affine"` (default) or `"spline"` (or a `bijectors.transformers` object).
-      num_bins: spline bins per dimension (default 8; `transformer="spline"` only).
-      spline_bound: the spline acts on `[-spline_bound, spline_bound]` (default 5).
-      log_scale_clamp: bound of the soft clamp on the affine log-scale (default 3), or `None`.
-      base: `"normal"` (default), `"diag_normal"`, `"mixture"`, `"student_t"`, a dict or a
-        `tfd.Distribution` (see `tfp_flows.flows.bases`).
-      conditional_size: size `C` of a condition vector `c` of shape `[..., C]` that every MADE
-        takes (see `condition`); `None` (default) for an unconditional flow.
-      dtype: floating-point dtype of the base distribution, the variables and the computation
-        (default `tf.float32`).
-      name: name of the distribution.
+    Args: exactly `maf`'s (its signature, `name` defaulting to `"iaf"`); `num_layers` counts IAF
+    layers, each the inverse of a MAF layer with a MADE of `hidden_units`.
     """
-    options = dict(locals())
+    arguments = _IAF_SIGNATURE.bind(event_shape, **options)  # a TypeError names a wrong one
+    arguments.apply_defaults()
+    options = dict(arguments.arguments)
     return _autoregressive_flow(
         options.pop("event_shape"), options.pop("dim"), options, inverse=True
     )
+
+
+_IAF_SIGNATURE = _signature_named(maf, "iaf")
+iaf.__signature__ = _IAF_SIGNATURE
