@@ -334,7 +334,8 @@ def render_markdown(report: dict) -> str:
         f"counted); {s['layers']} layers (spline flows: {s.get('spline_layers', '-')} layers of "
         f"{s.get('bins', '-')} bins on [-{s.get('bound', '-')}, {s.get('bound', '-')}]), hidden "
         f"{s['hidden']}x2 (tfp_flows_real_nvp_spline: {s.get('spline_coupling_layers', '-')} "
-        f"spline couplings, ActNorm between them), batch {s['batch']}, Adam "
+        f"spline couplings, {s.get('spline_coupling_norm', 'none')} between them), batch "
+        f"{s['batch']}, Adam "
         f"{s['lr']:g} with cosine decay over the budget, {s['train_size']} training and "
         f"{s['test_size']} held-out points per set, 2 intra-op / 1 inter-op threads.",
         f"Machine: {report['machine']['cpu_count']} CPUs ({report['machine']['platform']}); "
@@ -433,6 +434,9 @@ def main(argv=None) -> dict:
         "results": {},
     }
     del report["settings"]["out_dir"], report["settings"]["merge"]
+    if args.merge:  # fail now, not after the training, if the earlier run does not fit
+        with open(args.merge) as f:
+            merge(json.load(f), {**report, "results": {}})
     for i, name in enumerate(sets):
         toy = datasets.TOY_DENSITIES[name]
         train = toy.sample(args.train_size, seed=1)

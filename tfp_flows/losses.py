@@ -73,12 +73,12 @@ def forward_kl(dist: tfd.Distribution, x, *, validate: bool = False, **log_prob_
 def _skip_actnorm_initialisation(dist) -> None:
     """Marks ActNorm layers initialised: their data-dependent init has no data in reverse KL."""
     from tfp_flows.bijectors import ActNorm
+    from tfp_flows.flows import flow_bijectors
 
-    bijector = getattr(dist, "bijector", None)
-    if isinstance(bijector, tf.Module):
-        for module in (bijector, *bijector.submodules):
-            if isinstance(module, ActNorm):
-                module.initialized.assign(True)
+    if isinstance(getattr(dist, "bijector", None), tf.Module):
+        for bijector in flow_bijectors(dist):
+            if isinstance(bijector, ActNorm):
+                bijector.initialized.assign(True)
 
 
 def reverse_kl(

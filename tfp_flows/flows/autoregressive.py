@@ -116,7 +116,7 @@ def maf(
     Args:
       event_shape: event size `D` (or `[D]`); the flow is over vectors of shape `[D]`.
       dim: the former name of `event_shape` (pass one of them).
-      num_layers: number of MAF layers (default 5).
+      num_layers: number of autoregressive layers (default 5).
       hidden_units: hidden layer sizes of each layer's MADE (default `(64, 64)`).
       activation: the MADE's hidden activation (default `"relu"`), any name or callable
         `keras.activations.get` accepts.
@@ -156,8 +156,8 @@ def iaf(event_shape=None, **options) -> tfd.TransformedDistribution:
     variational inference prefer `real_nvp`, one pass both ways (see
     `vi.flow_surrogate_posterior`).
 
-    Args: exactly `maf`'s (its signature, `name` defaulting to `"iaf"`); `num_layers` counts IAF
-    layers, each the inverse of a MAF layer with a MADE of `hidden_units`.
+    It takes `maf`'s arguments (its signature, `name` defaulting to `"iaf"`); each layer is the
+    inverse of a MAF layer.
     """
     arguments = _IAF_SIGNATURE.bind(event_shape, **options)  # a TypeError names a wrong one
     arguments.apply_defaults()
@@ -169,3 +169,4 @@ def iaf(event_shape=None, **options) -> tfd.TransformedDistribution:
 
 _IAF_SIGNATURE = _signature_named(maf, "iaf")
 iaf.__signature__ = _IAF_SIGNATURE
+iaf.__doc__ += "\n" + maf.__doc__[maf.__doc__.index("    Args:") :]  # one text for both
