@@ -96,7 +96,11 @@ def _fmt_time(stats: dict | None) -> str:
 
 
 def write_report(stem: str, data: dict, markdown: str) -> None:
-    """Writes `stem.json` (the figures) and `stem.md` (the table), and prints the table."""
+    """Writes `stem.json` (the figures) and `stem.md` (the table), and prints the table.
+
+    The directory is made first: a long run must not end in a `FileNotFoundError`.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
     with open(stem + ".json", "w") as f:
         json.dump(data, f, indent=1)
     with open(stem + ".md", "w") as f:
