@@ -75,11 +75,11 @@ def log_weights(q, target, num_samples: int, chunk: int = 20_000) -> np.ndarray:
     ).astype(np.float64)
 
 
-def run_one(make_surrogate, target, eval_samples: int, surrogate_kwargs=None, **fit_kwargs):
-    keras.utils.set_random_seed(0)
+def run_one(make_surrogate, target, eval_samples: int, surrogate_kwargs=None, seed=0, **fit_kwargs):
+    keras.utils.set_random_seed(seed)  # the surrogate's initial weights
     q = make_surrogate(**(surrogate_kwargs or {}))
     load_before = os.getloadavg()[0]
-    result = vi.fit(q, target, **fit_kwargs)
+    result = vi.fit(q, target, seed=seed, **fit_kwargs)
     summary = train.importance_summary(log_weights(q, target, eval_samples))
     return {
         "fit_kwargs": {k: v for k, v in fit_kwargs.items() if k != "report_every"},
@@ -97,8 +97,12 @@ def run_one(make_surrogate, target, eval_samples: int, surrogate_kwargs=None, **
 
 def measure(name: str, args) -> dict:
     make_surrogate, target, log_z = problem(name)
-    print(f"== {name}: default call")
-    runs = {"default": run_one(make_surrogate, target, args.eval_samples)}
+    runs = {}
+    for seed in args.seeds:  # the default call (with `--default` overrides), once per seed
+        key = "default" + (f", {args.default_label}" if args.default else "")
+        key += f", seed {seed}" if len(args.seeds) > 1 else ""
+        print(f"== {name}: {key}")
+        runs[key] = run_one(make_surrogate, target, args.eval_samples, seed=seed, **args.default)
     if args.ablation:  # the default call on a surrogate without its trainable affine map
         print(f"== {name}: default call, affine=False")
         runs["default, affine=False"] = run_one(
@@ -155,11 +159,16 @@ def render(results: dict, meta: dict) -> str:
             )
     lines.append("")
     for name, res in results.items():
-        default, best = res["runs"]["default"], res["runs"].get(res["best"])
-        ratio = f"{default['kl'] / best['kl']:.2f}x the best" if best and best["kl"] > 0 else ""
+        kls = sorted(r["kl"] for k, r in res["runs"].items() if k.startswith("default"))
+        best = res["runs"].get(res["best"])
+        median = float(np.median(kls))
+        ratio = f", {median / best['kl']:.2f}x the best" if best and best["kl"] > 0 else ""
+        spread = (
+            f" (median of {len(kls)} seeds, {kls[0]:.4f}-{kls[-1]:.4f})" if len(kls) > 1 else ""
+        )
         lines.append(
             f"* {name}: log Z = {res['log_z']:.4f} ({res['log_z_from']}); default KL "
-            f"{default['kl']:.4f} in {default['wall_s']:.0f} s, {ratio}."
+            f"{median:.4f}{spread}{ratio}."
         )
     return "\n".join(lines) + "\n"
 
@@ -176,6 +185,14 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--ablation", action="store_true", help="also the default call with affine=False"
     )
+    parser.add_argument(
+        "--seeds", default="0", help="seeds of the default call (one run each), comma-separated"
+    )
+    parser.add_argument(
+        "--default",
+        default="",
+        help="vi.fit overrides for the default call, e.g. sample_size=128 (to try a new default)",
+    )
     parser.add_argument("--eval-samples", type=int, default=200_000)
     parser.add_argument("--is-samples", type=int, default=2_000_000)
     parser.add_argument("--out", default=os.path.join(HERE, "vi_defaults"))
@@ -184,6 +201,12 @@ def main(argv=None) -> None:
         (float(lr), int(size))
         for lr, size in (pair.split(":") for pair in args.candidates.split(",") if pair)
     ]
+    args.seeds = [int(x) for x in args.seeds.split(",") if x]
+    args.default_label = args.default
+    args.default = {
+        k: (float(v) if "." in v or "e" in v else int(v))
+        for k, v in (pair.split("=") for pair in args.default.split(",") if pair)
+    }
     start = time.perf_counter()
     results = {name: measure(name, args) for name in args.problems.split(",")}
     loads = [v for res in results.values() for r in res["runs"].values() for v in r["loadavg_1min"]]

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 
 import tensorflow as tf
 
-__all__ = ["clamp_bound", "floating_dtype", "integer", "positive_ints", "shape"]
+__all__ = [
+    "clamp_bound",
+    "floating_dtype",
+    "integer",
+    "positive_ints",
+    "derived_signature",
+    "shape",
+    "signature_named",
+]
 
 
 def integer(value, name: str, *, minimum: int = 1, allow_none: bool = False) -> int | None:
@@ -71,3 +80,27 @@ def floating_dtype(value, name: str = "dtype") -> tf.DType:
             f"`{name}` must be a floating-point dtype (e.g. tf.float32); got {dtype.name}."
         )
     return dtype
+
+
+def signature_named(fn, name: str) -> inspect.Signature:
+    """`fn`'s signature with the default of its `name` argument replaced (for a function that
+    takes another's arguments, e.g. IAF's constructor and factory those of the MAF's)."""
+    parameters = inspect.signature(fn).parameters.values()
+    return inspect.signature(fn).replace(
+        parameters=[p.replace(default=name) if p.name == "name" else p for p in parameters]
+    )
+
+
+def derived_signature(base, own, *, drop=(), name: str) -> inspect.Signature:
+    """The signature of `own`, a function that takes `base`'s keyword arguments through
+    `**options`: `base`'s positional parameters, `own`'s keyword-only ones (their defaults
+    win), `base`'s other keyword-only ones less `drop`, and `name` defaulting to `name`. So
+    `help`, `inspect` and `bind` show and check every argument, each defined once."""
+    theirs = signature_named(base, name).parameters
+    ours = {k: p for k, p in inspect.signature(own).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    leading = [p for p in theirs.values() if p.kind is not p.KEYWORD_ONLY and p.name not in drop]
+    rest = [p for p in theirs.values() if p.kind is p.KEYWORD_ONLY and p.name not in drop]
+    own_first = [p for k, p in ours.items() if k != "name"]
+    shared = [p for p in rest if p.name not in ours and p.name != "name"]
+    parameters = [*leading, *own_first, *shared, theirs["name"]]
+    return inspect.signature(base).replace(parameters=parameters)

@@ -8,8 +8,7 @@ import warnings
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_flows import _validation as check
-from tfp_flows.bijectors._base import FlowBijector
+from tfp_flows.bijectors._channelwise import ChannelwiseBijector
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -17,7 +16,7 @@ tfd = tfp.distributions
 __all__ = ["ActNorm", "initialize_actnorm"]
 
 
-class ActNorm(FlowBijector):
+class ActNorm(ChannelwiseBijector):
     r"""Per-channel shift and log-scale over the last axis, initialised from the first data batch.
 
     Forward (latent to data), inverse (data to latent) and log-dets, with `s` the log-scale, `b`
@@ -75,30 +74,16 @@ class ActNorm(FlowBijector):
         name: str = "act_norm",
     ):
         parameters = dict(locals())
-        num_channels = check.integer(num_channels, "num_channels")
-        event_ndims = check.integer(event_ndims, "event_ndims")
         if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not epsilon >= 0:
             raise ValueError(f"`epsilon` must be a non-negative number; got {epsilon!r}.")
         with tf.name_scope(name) as name:
-            super().__init__(
-                forward_min_event_ndims=int(event_ndims),
-                is_constant_jacobian=True,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name,
-            )
-            self._num_channels = int(num_channels)
+            super().__init__(num_channels, event_ndims, validate_args, dtype, parameters, name)
             self._epsilon = float(epsilon)
-            self.shift = self._add_variable("shift", tf.zeros([num_channels], dtype))
-            self.log_scale = self._add_variable("log_scale", tf.zeros([num_channels], dtype))
+            self.shift = self._add_variable("shift", tf.zeros([self.num_channels], dtype))
+            self.log_scale = self._add_variable("log_scale", tf.zeros([self.num_channels], dtype))
             self.initialized = self._add_variable(
                 "initialized", False, trainable=False, dtype="bool"
             )
-
-    @property
-    def num_channels(self) -> int:
-        return self._num_channels
 
     @property
     def is_initialized(self) -> tf.Tensor:
@@ -108,21 +93,6 @@ class ActNorm(FlowBijector):
     def reset(self) -> None:
         """Marks the layer uninitialised: the next data batch seen by `inverse` initialises it."""
         self.initialized.assign(False)
-
-    def _check_event_shape(self, shape, what):
-        super()._check_event_shape(shape, what)
-        if shape.rank is not None and shape[-1] is not None and shape[-1] != self._num_channels:
-            raise ValueError(
-                f"{self.name}: expected {self._num_channels} channels on the last axis of the "
-                f"{what} input; got shape {shape}."
-            )
-
-    def _log_det(self, x: tf.Tensor) -> tf.Tensor:
-        """`N * sum(s)` for each batch member of `x` (N positions per channel)."""
-        shape = tf.shape(x)
-        split = tf.rank(x) - self.forward_min_event_ndims
-        positions = tf.cast(tf.reduce_prod(shape[split:-1]), x.dtype)
-        return tf.fill(shape[:split], positions * tf.reduce_sum(self.log_scale))
 
     def _maybe_initialize(self, y: tf.Tensor) -> None:
         y = tf.stop_gradient(y)
@@ -183,12 +153,12 @@ class ActNorm(FlowBijector):
                 stacklevel=4,
             )
         y = x * tf.exp(self.log_scale) + self.shift
-        return y, self._log_det(x)
+        return y, self._positions_log_det(x, tf.reduce_sum(self.log_scale))
 
     def _inverse_and_log_det(self, y):
         self._maybe_initialize(y)
         x = (y - self.shift) * tf.exp(-self.log_scale)
-        return x, -self._log_det(y)
+        return x, -self._positions_log_det(y, tf.reduce_sum(self.log_scale))
 
 
 def _moments(parts: list[tf.Tensor], reduce_sum) -> tuple[tf.Tensor, tf.Tensor]:

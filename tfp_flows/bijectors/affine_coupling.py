@@ -48,56 +48,55 @@ class AffineCoupling(Coupling):
       https://arxiv.org/abs/1410.8516
 
       Kingma & Dhariwal (2018), Glow: Generative Flow with Invertible 1x1 Convolutions,
-      https://arxiv.org/abs/1807.03039
+      https://arxiv.org/abs/1807.03039 (the sigmoid scale: its code, not the paper's text)
 
-    Example:
+    Example (Glow's scale, which starts near, not at, the identity):
 
-    >>> import tensorflow as tf
+    >>> import numpy as np, tensorflow as tf
     >>> from tfp_flows.bijectors import AffineCoupling
     >>> from tfp_flows.nn import MLPConditioner
-    >>> bij = AffineCoupling(MLPConditioner(2, 2, hidden_units=(16,)), mask="half")
-    >>> x = tf.random.stateless_normal([5, 4], seed=[0, 1])
-    >>> bool(tf.reduce_all(bij.forward(x) == x))  # zero-initialised: the identity
+    >>> glow_like = AffineCoupling(MLPConditioner(2, 2, hidden_units=(16,)), scale="sigmoid")
+    >>> y = tf.random.stateless_normal([5, 4], seed=[0, 1])
+    >>> x, ildj = glow_like.inverse(y), glow_like.inverse_log_det_jacobian(y, event_ndims=1)
+    >>> bool(np.allclose(ildj, 2 * np.log(1 / (1 + np.exp(-2.0)))))  # 2 dims scaled by sigmoid(2)
     True
-    >>> bij.forward_log_det_jacobian(x, event_ndims=1).shape
-    TensorShape([5])
     """
 
     def __init__(
         self,
         conditioner: Callable,
         *,
-        mask: str = "half",
-        reverse: bool = False,
-        split: int | None = None,
         scale: str = "exp",
         log_scale_clamp: float | None = 3.0,
-        validate_args: bool = False,
-        dtype=None,
         name: str = "affine_coupling",
+        **options,
     ):
-        parameters = dict(locals())
+        # `options`: `Coupling`'s mask, reverse, split, validate_args and dtype (the full
+        # signature, for `help` and `inspect`, is `__signature__` below).
+        arguments = _SIGNATURE.bind(self, conditioner, scale=scale, name=name, **options)
+        arguments.apply_defaults()
+        parameters = {k: v for k, v in arguments.arguments.items() if k != "self"}
         if scale not in _SCALES:
             raise ValueError(f"`scale` must be one of {_SCALES}; got {scale!r}.")
         log_scale_clamp = check.clamp_bound(log_scale_clamp)
         name_ = {"exp": "affine", "sigmoid": "sigmoid", "additive": "additive"}[scale]
         transformer = tr.get(name_, log_scale_clamp=log_scale_clamp)
-        super().__init__(
-            conditioner,
-            transformer,
-            mask=mask,
-            reverse=reverse,
-            split=split,
-            validate_args=validate_args,
-            dtype=dtype,
-            name=name,
-        )
+        shared = {k: parameters[k] for k in _COUPLING_OPTIONS}
+        super().__init__(conditioner, transformer, name=name, **shared)
         # TFP's `parameters` (`copy`, `__repr__`) are this constructor's, not `Coupling`'s.
-        self._parameters = self._no_dependency(
-            {k: v for k, v in parameters.items() if k not in ("self", "__class__")}
-        )
+        self._parameters = self._no_dependency(parameters)
         self._scale = scale
 
     @property
     def scale(self) -> str:
         return self._scale
+
+
+_COUPLING_OPTIONS = ("mask", "reverse", "split", "validate_args", "dtype")
+_SIGNATURE = check.derived_signature(
+    Coupling.__init__,
+    AffineCoupling.__init__,
+    drop=("transformer", "options"),
+    name="affine_coupling",
+)
+AffineCoupling.__init__.__signature__ = _SIGNATURE

@@ -137,16 +137,16 @@ class Coupling(ConditionedBijector):
             none_is_zero=False,
         )
 
-    def _forward_and_log_det(self, x, conditional=None):
+    def _transform(self, x, conditional, transform: str):
+        """`transform` (`"forward_and_log_det"` or `"inverse_and_log_det"`) of the masked part."""
         kept, transformed = self._mask.split(x)
         params = self._params(kept, transformed, conditional)
-        y, log_det = self._transformer.forward_and_log_det(transformed, params)
+        y, log_det = getattr(self._transformer, transform)(transformed, params)
         log_det = self._mask.restrict(log_det)
         return self._mask.merge(kept, self._mask.restrict(y)), self._mask.sum_event(log_det)
 
+    def _forward_and_log_det(self, x, conditional=None):
+        return self._transform(x, conditional, "forward_and_log_det")
+
     def _inverse_and_log_det(self, y, conditional=None):
-        kept, transformed = self._mask.split(y)
-        params = self._params(kept, transformed, conditional)
-        x, log_det = self._transformer.inverse_and_log_det(transformed, params)
-        log_det = self._mask.restrict(log_det)
-        return self._mask.merge(kept, self._mask.restrict(x)), self._mask.sum_event(log_det)
+        return self._transform(y, conditional, "inverse_and_log_det")

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows import _validation as check
 from tfp_flows._tfp_compat import Invert as _Invert
 from tfp_flows.bijectors.autoregressive import MaskedAutoregressiveFlow
 
@@ -109,24 +110,15 @@ class InverseAutoregressiveFlow(_Invert):
     (TensorShape([5, 3]), TensorShape([5]))
     """
 
-    def __init__(
-        self,
-        conditioner: Callable,
-        *,
-        transformer="affine",
-        log_scale_clamp: float | None = 3.0,
-        validate_args: bool = False,
-        name: str = "inverse_autoregressive_flow",
-    ):
-        parameters = dict(locals())
-        maf = _SequentialMAF(
-            conditioner,
-            transformer=transformer,
-            log_scale_clamp=log_scale_clamp,
-            validate_args=validate_args,
-            name=name,
+    def __init__(self, conditioner: Callable, **options):  # the MAF's (`__signature__`)
+        arguments = _SIGNATURE.bind(self, conditioner, **options)  # a TypeError names a wrong one
+        arguments.apply_defaults()
+        parameters = dict(arguments.arguments)
+        del parameters["self"]
+        maf = _SequentialMAF(**parameters)
+        super().__init__(
+            maf, validate_args=maf.validate_args, parameters=parameters, name=parameters["name"]
         )
-        super().__init__(maf, validate_args=validate_args, parameters=parameters, name=name)
 
     @classmethod
     def _parameter_properties(cls, dtype):
@@ -160,3 +152,7 @@ def _user_stacklevel() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
         frame, level = frame.f_back, level + 1
     return level
+
+
+_SIGNATURE = check.signature_named(MaskedAutoregressiveFlow.__init__, "inverse_autoregressive_flow")
+InverseAutoregressiveFlow.__init__.__signature__ = _SIGNATURE

@@ -6,12 +6,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_flows import _validation as check
-from tfp_flows.bijectors._base import FlowBijector
+from tfp_flows.bijectors._channelwise import ChannelwiseBijector
 
 __all__ = ["Invertible1x1Conv"]
 
 
-class Invertible1x1Conv(FlowBijector):
+class Invertible1x1Conv(ChannelwiseBijector):
     r"""Glow's invertible 1x1 convolution: the same `C x C` matrix `W` applied at every position.
 
     With `x` an `[H, W, C]` image (or a `[C]` vector) and `N` the positions per channel (`H * W`,
@@ -75,21 +75,12 @@ class Invertible1x1Conv(FlowBijector):
         name: str = "invertible_1x1_conv",
     ):
         parameters = dict(locals())
-        num_channels = check.integer(num_channels, "num_channels")
-        event_ndims = check.integer(event_ndims, "event_ndims")
         seed = check.integer(seed, "seed", minimum=0, allow_none=True)
         if not isinstance(lu, bool):
             raise TypeError(f"`lu` must be True or False; got {lu!r}.")
         with tf.name_scope(name) as name:
-            super().__init__(
-                forward_min_event_ndims=int(event_ndims),
-                is_constant_jacobian=True,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name,
-            )
-            c = self._num_channels = int(num_channels)
+            super().__init__(num_channels, event_ndims, validate_args, dtype, parameters, name)
+            c = self.num_channels
             np_dtype = self.dtype.as_numpy_dtype
             self._lu = bool(lu)
             rotation = _random_rotation(c, seed)
@@ -110,10 +101,6 @@ class Invertible1x1Conv(FlowBijector):
                 self.log_scale = self._add_variable("log_scale", log_abs_diag)
             else:
                 self.weight = self._add_variable("weight", rotation.astype(np_dtype))
-
-    @property
-    def num_channels(self) -> int:
-        return self._num_channels
 
     @property
     def lu(self) -> bool:
@@ -137,21 +124,6 @@ class Invertible1x1Conv(FlowBijector):
         # Row i of W is row invert_permutation(perm)[i] of L @ U, as in `tf.linalg.lu_reconstruct`.
         return tf.gather(tf.matmul(lower, upper), tf.math.invert_permutation(self.permutation))
 
-    def _check_event_shape(self, shape, what):
-        super()._check_event_shape(shape, what)
-        if shape.rank is not None and shape[-1] is not None and shape[-1] != self._num_channels:
-            raise ValueError(
-                f"{self.name}: expected {self._num_channels} channels on the last axis of the "
-                f"{what} input; got shape {shape}."
-            )
-
-    def _log_det(self, x: tf.Tensor, log_abs_det_w: tf.Tensor) -> tf.Tensor:
-        """`N * log|det W|` for each batch member of `x` (N positions per channel)."""
-        shape = tf.shape(x)
-        split = tf.rank(x) - self.forward_min_event_ndims
-        positions = tf.cast(tf.reduce_prod(shape[split:-1]), x.dtype)
-        return tf.fill(shape[:split], positions * log_abs_det_w)
-
     def _forward_and_log_det(self, x):
         w = self.weight_matrix
         y = tf.reshape(
@@ -161,7 +133,7 @@ class Invertible1x1Conv(FlowBijector):
             log_abs_det = tf.reduce_sum(self.log_scale)
         else:
             log_abs_det = _qr_log_abs_det(tf.linalg.qr(w)[1])
-        return y, self._log_det(x, log_abs_det)
+        return y, self._positions_log_det(x, log_abs_det)
 
     def _inverse_and_log_det(self, y):
         rhs = tf.transpose(tf.reshape(y, [-1, self._num_channels]))  # [C, N]
@@ -175,7 +147,7 @@ class Invertible1x1Conv(FlowBijector):
             q, r = tf.linalg.qr(self.weight)
             x = tf.linalg.triangular_solve(r, tf.matmul(q, rhs, transpose_a=True), lower=False)
             log_abs_det = _qr_log_abs_det(r)
-        return tf.reshape(tf.transpose(x), tf.shape(y)), -self._log_det(y, log_abs_det)
+        return tf.reshape(tf.transpose(x), tf.shape(y)), -self._positions_log_det(y, log_abs_det)
 
 
 def _qr_log_abs_det(r: tf.Tensor) -> tf.Tensor:

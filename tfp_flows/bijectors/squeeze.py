@@ -33,8 +33,8 @@ class Squeeze(FlowBijector):
       name: name of the bijector.
 
     References:
-      Dinh, Sohl-Dickstein & Bengio (2017), Density estimation using Real NVP,
-      https://arxiv.org/abs/1605.08803
+      Dinh, Sohl-Dickstein & Bengio (2017), Density estimation using Real NVP, section 3.6
+      (the squeezing operation), https://arxiv.org/abs/1605.08803
 
     Example:
 

@@ -22,7 +22,6 @@ TensorShape([3])
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -138,14 +137,6 @@ def maf(
     )
 
 
-def _signature_named(fn, name: str) -> inspect.Signature:
-    """`fn`'s signature with the default of its `name` argument replaced."""
-    parameters = inspect.signature(fn).parameters.values()
-    return inspect.signature(fn).replace(
-        parameters=[p.replace(default=name) if p.name == "name" else p for p in parameters]
-    )
-
-
 @register_factory("iaf")
 def iaf(event_shape=None, **options) -> tfd.TransformedDistribution:
     """Inverse autoregressive flow (Kingma et al. 2016, https://arxiv.org/abs/1606.04934).
@@ -167,6 +158,6 @@ def iaf(event_shape=None, **options) -> tfd.TransformedDistribution:
     )
 
 
-_IAF_SIGNATURE = _signature_named(maf, "iaf")
+_IAF_SIGNATURE = check.signature_named(maf, "iaf")
 iaf.__signature__ = _IAF_SIGNATURE
 iaf.__doc__ += "\n" + maf.__doc__[maf.__doc__.index("    Args:") :]  # one text for both

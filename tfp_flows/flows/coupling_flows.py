@@ -33,6 +33,7 @@ TensorShape([2, 4, 4, 1])
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -202,20 +203,12 @@ def glow(
     steps_per_level: int = 8,
     filters: int = 128,
     num_blocks: int = 1,
-    transformer: str = "affine",
     scale: str = "sigmoid",
     coupling: str = "affine",
     lu: bool = True,
-    log_scale_clamp: float | None = 3.0,
-    num_bins: int = 8,
-    spline_bound: float = 5.0,
-    logit_alpha: float | None = None,
-    pixel_spline_bins: int | None = None,
-    base: str | dict | tfd.Distribution = "normal",
-    conditional_size: int | None = None,
     seed: int = 0,
-    dtype=tf.float32,
     name: str = "glow",
+    **options,
 ) -> tfd.TransformedDistribution:
     """Glow on `[H, W, C]` images (the architecture: `tfp_flows.flows.coupling_flows`).
 
@@ -226,31 +219,50 @@ def glow(
       steps_per_level: flow steps per level (default 8).
       filters: channels of each coupling conditioner's hidden convolutions (default 128).
       num_blocks: residual blocks of each coupling conditioner (default 1).
-      transformer: the couplings' map: `"affine"` (default), `"additive"` or `"spline"`.
       scale: the affine scale: `"sigmoid"` (default, Glow's), `"exp"` or `"additive"`.
       coupling: former switch: `"affine"` (default: as `transformer`), `"additive"`, `"exp"`.
       lu: LU-parameterised 1x1 convolutions (default `True`); `False`: the full `C x C` matrix.
-      log_scale_clamp: bound of the soft clamp of the `"exp"` log-scale (default 3), or `None`.
-      num_bins: bins of the `"spline"` (default 8).
-      spline_bound: the `"spline"` acts on `[-spline_bound, spline_bound]` (default 5).
-      logit_alpha: `alpha` of a logit pre-transform at the data end; `None` (default): none.
-      pixel_spline_bins: bins of a learned spline per pixel at the data end, or `None`.
-      base: `"normal"` (default), `"diag_normal"`, `"mixture"`, `"student_t"`, a dict or a
-        `tfd.Distribution` (see `tfp_flows.flows.bases`).
-      conditional_size: size `C` of a condition `c` of shape `[..., C]` every network takes
-        (see `condition`); `None` (default): unconditional.
       seed: seed of the 1x1 convolutions' random rotations (step `i` of level `k`: `seed +
         1000 * k + i`; default 0).
-      dtype: floating-point dtype of the base, the variables and the computation (float32).
       name: name of the distribution.
+
+    Its other arguments are `real_nvp`'s, with the same meaning and defaults (listed above
+    from `real_nvp`'s text; the full signature is `glow.__signature__`).
     """
+    arguments = _GLOW_SIGNATURE.bind(event_shape, **options)  # a TypeError names a wrong one
+    arguments.apply_defaults()
+    o = arguments.arguments
     shape = event_shape_from(event_shape, rank=3, image_shape=image_shape)
-    dtype = check.floating_dtype(dtype)
-    base = bases.get(base, shape, dtype)
-    transformer, scale = _glow_transform(coupling, transformer, scale)
-    transform = TransformSpec(transformer, scale, log_scale_clamp, num_bins, spline_bound)
-    network = NetworkSpec((), filters, num_blocks, "relu", conditional_size, dtype)
-    spec = CouplingSpec(transform, network, normalization=None)
-    spec = _glow_spec(spec, shape, levels, steps_per_level, lu, seed)
-    extras = dict(logit_alpha=logit_alpha, pixel_spline_bins=pixel_spline_bins)
+    dtype = check.floating_dtype(o["dtype"])
+    base = bases.get(o["base"], shape, dtype)
+    transformer, scale = _glow_transform(coupling, o["transformer"], scale)
+    transform = TransformSpec(
+        transformer, scale, o["log_scale_clamp"], o["num_bins"], o["spline_bound"]
+    )
+    network = NetworkSpec((), filters, num_blocks, "relu", o["conditional_size"], dtype)
+    spec = _glow_spec(
+        CouplingSpec(transform, network, None), shape, levels, steps_per_level, lu, seed
+    )
+    extras = dict(logit_alpha=o["logit_alpha"], pixel_spline_bins=o["pixel_spline_bins"])
     return assemble(shape, [multiscale(shape, spec)], base=base, dtype=dtype, name=name, **extras)
+
+
+def _args_doc(doc: str, names) -> str:
+    """The entries of `doc`'s Args section for the arguments `names`, in its order."""
+    entries, keep = [], False
+    for line in doc.split("    Args:\n", 1)[1].split("\n\n", 1)[0].splitlines():
+        if line.startswith("      ") and not line.startswith("       "):  # a new entry
+            keep = line.strip().split(":", 1)[0] in names
+        if keep:
+            entries.append(line + "\n")
+    return "".join(entries)
+
+
+_REAL_NVP_ONLY = ("num_layers", "hidden_units", "num_scales", "steps_per_scale", "normalization")
+_GLOW_SIGNATURE = check.derived_signature(real_nvp, glow, drop=_REAL_NVP_ONLY, name="glow")
+_SHARED = [p for p in _GLOW_SIGNATURE.parameters if p not in inspect.signature(glow).parameters]
+_NAME_DOC = (
+    "      name: name of the distribution.\n"  # glow's last entry: the shared ones before it
+)
+glow.__doc__ = glow.__doc__.replace(_NAME_DOC, _args_doc(real_nvp.__doc__, _SHARED) + _NAME_DOC)
+glow.__signature__ = _GLOW_SIGNATURE

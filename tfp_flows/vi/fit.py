@@ -181,19 +181,15 @@ def distill(
         )
     teacher_variables = {id(v) for v in teacher.trainable_variables}
     variables = [v for v in student.trainable_variables if id(v) not in teacher_variables]
-
-    def loss_fn():
-        return reverse_kl(
-            student, teacher.log_prob, num_samples, stick_the_landing=stick_the_landing
-        )
-
-    return train.minimize(
-        loss_fn,
-        variables,
+    return fit(  # KL(student || teacher) is the reverse KL of the student to teacher.log_prob
+        student,
+        teacher.log_prob,
         num_steps=num_steps,
         time_budget_s=time_budget_s,
         learning_rate=learning_rate,
+        sample_size=num_samples,
+        stick_the_landing=stick_the_landing,
         jit_compile=jit_compile,
         report_every=report_every,
-        label="distill",
+        trainable_variables=variables,
     )
