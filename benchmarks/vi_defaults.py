@@ -102,7 +102,9 @@ def measure(name: str, args) -> dict:
         key = "default" + (f", {args.default_label}" if args.default else "")
         key += f", seed {seed}" if len(args.seeds) > 1 else ""
         print(f"== {name}: {key}")
-        runs[key] = run_one(make_surrogate, target, args.eval_samples, seed=seed, **args.default)
+        runs[key] = run_one(
+            make_surrogate, target, args.eval_samples, args.surrogate, seed=seed, **args.default
+        )
     if args.ablation:  # the default call on a surrogate without its trainable affine map
         print(f"== {name}: default call, affine=False")
         runs["default, affine=False"] = run_one(
@@ -115,6 +117,7 @@ def measure(name: str, args) -> dict:
             make_surrogate,
             target,
             args.eval_samples,
+            args.surrogate,
             time_budget_s=args.best_budget,
             learning_rate=lr,
             sample_size=size,
@@ -173,6 +176,20 @@ def render(results: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _overrides(text: str) -> dict:
+    """`"a=1,b=2e-3,c=spline"` -> `{"a": 1, "b": 0.002, "c": "spline"}`."""
+
+    def value(v: str):
+        for kind in (int, float):
+            try:
+                return kind(v)
+            except ValueError:
+                pass
+        return v
+
+    return {k: value(v) for k, v in (pair.split("=") for pair in text.split(",") if pair)}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", default="u1,logistic")
@@ -193,6 +210,11 @@ def main(argv=None) -> None:
         default="",
         help="vi.fit overrides for the default call, e.g. sample_size=128 (to try a new default)",
     )
+    parser.add_argument(
+        "--surrogate",
+        default="",
+        help="flow_surrogate_posterior overrides for every run, e.g. transformer=spline",
+    )
     parser.add_argument("--eval-samples", type=int, default=200_000)
     parser.add_argument("--is-samples", type=int, default=2_000_000)
     parser.add_argument("--out", default=os.path.join(HERE, "vi_defaults"))
@@ -203,10 +225,7 @@ def main(argv=None) -> None:
     ]
     args.seeds = [int(x) for x in args.seeds.split(",") if x]
     args.default_label = args.default
-    args.default = {
-        k: (float(v) if "." in v or "e" in v else int(v))
-        for k, v in (pair.split("=") for pair in args.default.split(",") if pair)
-    }
+    args.default, args.surrogate = _overrides(args.default), _overrides(args.surrogate) or None
     start = time.perf_counter()
     results = {name: measure(name, args) for name in args.problems.split(",")}
     loads = [v for res in results.values() for r in res["runs"].values() for v in r["loadavg_1min"]]

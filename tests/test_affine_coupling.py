@@ -239,3 +239,31 @@ def test_odd_channel_count():
     y = bij.forward(x)
     np.testing.assert_array_equal(y[..., :1], x[..., :1])
     np.testing.assert_allclose(bij.inverse(tf.identity(y)), x, rtol=1e-12)
+
+
+def test_derived_signatures_list_every_argument_once():
+    import inspect
+
+    from tfp_flows.bijectors import (
+        AffineCoupling,
+        Coupling,
+        InverseAutoregressiveFlow,
+        MaskedAutoregressiveFlow,
+    )
+
+    iaf, maf = (
+        inspect.signature(InverseAutoregressiveFlow),
+        inspect.signature(MaskedAutoregressiveFlow),
+    )
+    assert list(iaf.parameters) == list(maf.parameters)
+    assert iaf.parameters["name"].default == "inverse_autoregressive_flow"
+    affine, coupling = inspect.signature(AffineCoupling), inspect.signature(Coupling)
+    assert set(affine.parameters) == set(coupling.parameters) - {"transformer"} | {
+        "scale",
+        "log_scale_clamp",
+    }
+    bijector = AffineCoupling(MLPConditioner(2, 2, hidden_units=(4,)), reverse=True, split=1)
+    assert bijector.parameters["reverse"] and bijector.parameters["split"] == 1
+    assert type(bijector.copy()) is AffineCoupling and bijector.copy().parameters["split"] == 1
+    with pytest.raises(TypeError, match="transformer"):
+        AffineCoupling(MLPConditioner(2, 2, hidden_units=(4,)), transformer="spline")

@@ -351,3 +351,23 @@ def test_a_negative_sample_size_is_a_clear_error(conditional):
         dist = flows.condition(dist, tf.zeros([3, 3]))
     with pytest.raises(ValueError, match=r"`sample_shape` must not hold negative sizes"):
         dist.sample(-1, seed=0)
+
+
+def test_glow_takes_real_nvps_shared_arguments_with_their_defaults():
+    import inspect
+
+    glow, real_nvp = inspect.signature(flows.glow), inspect.signature(flows.real_nvp)
+    shared = ["transformer", "log_scale_clamp", "num_bins", "spline_bound", "logit_alpha"]
+    shared += ["pixel_spline_bins", "base", "conditional_size", "dtype"]
+    for name in shared:
+        assert glow.parameters[name].default == real_nvp.parameters[name].default, name
+    assert glow.parameters["scale"].default == "sigmoid"  # glow's own default wins
+    assert glow.parameters["name"].default == "glow"
+    assert "hidden_units" not in glow.parameters
+    with pytest.raises(TypeError, match="hidden_units"):
+        flows.glow((4, 4, 1), hidden_units=(8,))
+    dist = flows.glow((4, 4, 1), levels=1, steps_per_level=1, filters=4, num_bins=3,
+                      transformer="spline", base="diag_normal", dtype=tf.float64)  # fmt: skip
+    assert dist.dtype == tf.float64
+    spline = next(b for b in flows.flow_bijectors(dist) if hasattr(b, "transformer"))
+    assert spline.transformer.num_bins == 3
