@@ -12,6 +12,7 @@ attribute of this package only: package modules import the Keras library absolut
 from tfp_flows import (
     bijectors,
     checks,
+    continuous,
     datasets,
     diagnostics,
     flows,
@@ -31,6 +32,7 @@ __all__ = [
     "__version__",
     "bijectors",
     "checks",
+    "continuous",
     "datasets",
     "diagnostics",
     "flows",

@@ -1,0 +1,93 @@
+"""`continuous_flow`: a standard normal pushed through a `ContinuousFlow`, as a distribution.
+
+Registered as the flow factory `"continuous_flow"` (`tfp_flows.flows.FACTORIES`), so Keras
+models rebuild it from their config.
+
+Example:
+
+>>> import tensorflow as tf
+>>> from tfp_flows.continuous import continuous_flow
+>>> dist = continuous_flow([2], hidden_units=(8,), num_steps=4)
+>>> dist.log_prob(tf.zeros([3, 2])).shape
+TensorShape([3])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import _validation as check
+from tfp_flows.continuous.bijector import ContinuousFlow
+from tfp_flows.continuous.velocity import VelocityConv, VelocityMLP
+from tfp_flows.flows import bases, register_factory
+
+tfd = tfp.distributions
+
+__all__ = ["continuous_flow"]
+
+
+@register_factory("continuous_flow")
+def continuous_flow(
+    event_shape,
+    *,
+    velocity=None,
+    hidden_units: Sequence[int] = (128, 128, 128),
+    filters: int = 32,
+    num_layers: int = 3,
+    num_frequencies: int = 4,
+    conditional_size: int | None = None,
+    solver: str = "rk4",
+    num_steps: int = 16,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    trace: str = "auto",
+    exact_trace_max_dims: int = 16,
+    hutchinson_samples: int = 1,
+    seed=None,
+    dtype=tf.float32,
+    name: str = "continuous_flow",
+) -> tfd.Distribution:
+    """A continuous normalizing flow `x = F(z)`, `z ~ N(0, I)`, `F` the ODE map of a field.
+
+    Args:
+      event_shape: `[D]` (a `VelocityMLP`) or `[H, W, C]` (a `VelocityConv`).
+      velocity: a field of your own instead (see `ContinuousFlow`); then the network options
+        below are unused and the distribution cannot be rebuilt from a config.
+      hidden_units: `VelocityMLP` widths (vectors).
+      filters, num_layers: `VelocityConv` size (images).
+      num_frequencies, conditional_size: of the field (see `VelocityMLP`).
+      solver, num_steps, rtol, atol, trace, exact_trace_max_dims, hutchinson_samples, seed:
+        of the `ContinuousFlow`.
+      dtype: float dtype.
+
+    Returns:
+      A TFP distribution with `.bijector` the `ContinuousFlow` and `.distribution` the base.
+    """
+    shape, dtype = check.shape(event_shape, "event_shape"), tf.as_dtype(dtype)
+    if velocity is None:
+        options = dict(
+            num_frequencies=num_frequencies, conditional_size=conditional_size, dtype=dtype.name
+        )
+        if len(shape) == 1:
+            velocity = VelocityMLP(shape[0], hidden_units=hidden_units, **options)
+        elif len(shape) == 3:
+            velocity = VelocityConv(shape, filters=filters, num_layers=num_layers, **options)
+        else:
+            raise ValueError(f"`event_shape` must be [D] or [H, W, C]; got {event_shape!r}.")
+    bijector = ContinuousFlow(
+        velocity,
+        event_ndims=len(shape),
+        solver=solver,
+        num_steps=num_steps,
+        rtol=rtol,
+        atol=atol,
+        trace=trace,
+        exact_trace_max_dims=exact_trace_max_dims,
+        hutchinson_samples=hutchinson_samples,
+        seed=seed,
+        dtype=dtype,
+    )
+    return tfd.TransformedDistribution(bases.standard_normal(shape, dtype), bijector, name=name)
