@@ -160,3 +160,44 @@ def test_moved_names_stay_importable():
     x, loss = _quadratic()
     trace = losses.minimize(loss, [x], steps=5, jit_compile=False)
     assert isinstance(trace, np.ndarray) and trace.shape == (5,)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_several_steps_per_call_do_what_one_step_per_call_does(jit_compile, monkeypatch):
+    # A loss whose value depends on the step number and the current weights; the cosine rate
+    # changes every step, so any mix-up of steps, rates or weights within a call shows.
+    def run(steps_per_call):
+        x = tf.Variable([3.0, -2.0])
+        loss = lambda step: tf.reduce_sum((x - 0.01 * tf.cast(step, tf.float32)) ** 2)  # noqa: E731
+        result = train.minimize(
+            loss,
+            [x],
+            num_steps=150,
+            learning_rate=0.05,
+            jit_compile=jit_compile,
+            steps_per_call=steps_per_call,
+        )
+        return result, x.numpy()
+
+    one, x_one = run(1)
+    counts, sizer = [], train.loop.steps_for_call
+    monkeypatch.setattr(
+        train.loop, "steps_for_call", lambda *a: counts.append(sizer(*a)) or counts[-1]
+    )
+    many, x_many = run(None)
+    assert max(counts) > 1 and sum(counts) == 150  # 1, 1, then calls of several steps
+    assert one.steps == many.steps == 150
+    np.testing.assert_allclose(many.losses, one.losses, rtol=1e-6)
+    np.testing.assert_allclose(x_many, x_one, rtol=1e-6)
+    assert float(many.losses[-1]) < 0.2 * float(many.losses[0])
+
+
+def test_steps_for_call_fills_the_target_and_respects_the_limits():
+    from tfp_flows.train.steps import MAX_STEPS_PER_CALL, steps_for_call
+
+    assert steps_for_call(None, None, 10.0) == 1  # no step time measured yet
+    assert steps_for_call(0.01, None, None) == 5  # 50 ms of 10 ms steps
+    assert steps_for_call(1e-6, None, None) == MAX_STEPS_PER_CALL
+    assert steps_for_call(1e-3, 7, None) == 7  # the steps left
+    assert steps_for_call(1e-3, None, 0.004) == 4  # the seconds left
+    assert steps_for_call(1e-3, None, -1.0) == 1  # always at least one

@@ -1,10 +1,11 @@
 """The one training loop: a compiled, guarded step, a wall-clock budget and a schedule that fits it.
 
 `minimize(loss_fn, variables, ...)` serves `tfp_flows.vi.fit`, `tfp_flows.vi.distill` and any
-custom objective. Each step is one `tf.function` (XLA by default) that computes the loss and
-its gradients and applies the update through `guarded_apply`, so a step whose loss, gradients or
-weights are NaN or inf changes nothing; `max_skipped_steps` such steps in a row raise
-`NonFiniteLossError` naming what was not finite.
+custom objective. Each step computes the loss and its gradients and applies the update through
+`guarded_apply`, so a step whose loss, gradients or weights are NaN or inf changes nothing;
+`max_skipped_steps` such steps in a row raise `NonFiniteLossError` naming what was not finite.
+The step is compiled (XLA by default) into a loop that runs as many steps per call as fill
+about 50 ms (`tfp_flows.train.steps`), so no Python work is done per step.
 
 The learning rate follows the run's *progress* `t` in `[0, 1]`: the larger of the fraction of
 `num_steps` taken and the fraction of `time_budget_s` spent after the first (compiling) step.
@@ -18,7 +19,6 @@ decay (Keras' `CosineDecay(lr, decay_steps)`) cannot do without knowing the step
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import time
 from collections.abc import Callable
@@ -28,7 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_flows import _validation as check
-from tfp_flows.train.guard import SKIP_CAUSES, NonFiniteLossError, guarded_apply
+from tfp_flows.train.guard import SKIP_CAUSES, NonFiniteLossError
+from tfp_flows.train.steps import MAX_STEPS_PER_CALL, make_steps, steps_for_call
 
 __all__ = ["SCHEDULES", "TrainResult", "minimize"]
 
@@ -59,16 +60,6 @@ class TrainResult:
     first_step_s: float = 0.0
 
 
-def _takes_step(fn) -> bool:
-    """Whether `fn` has a required positional parameter (then it gets the step number)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return any(p.kind in kinds and p.default is inspect.Parameter.empty for p in params)
-
-
 def _check_args(variables, num_steps, time_budget_s, report_every, schedule):
     variables = list(variables)
     if not variables:
@@ -87,23 +78,6 @@ def _check_args(variables, num_steps, time_budget_s, report_every, schedule):
     return variables, num_steps
 
 
-def _make_step(loss_fn, variables, optimizer, jit_compile):
-    """The compiled step `(step, lr) -> (loss, finite[3])`; `lr < 0` leaves the rate alone."""
-    call = (lambda i: loss_fn(i)) if _takes_step(loss_fn) else (lambda i: loss_fn())
-    owns_rate = isinstance(optimizer._learning_rate, keras.Variable)
-
-    @tf.function(jit_compile=jit_compile, autograph=False)
-    def step(i, lr):
-        if owns_rate:
-            optimizer.learning_rate.assign(tf.where(lr < 0, optimizer.learning_rate, lr))
-        with tf.GradientTape() as tape:
-            loss = tf.convert_to_tensor(call(i))
-        grads = tape.gradient(loss, variables)
-        return loss, guarded_apply(optimizer, loss, grads, variables)
-
-    return step
-
-
 class _Progress:
     """The loop's clock, its schedule position and its progress lines."""
 
@@ -117,13 +91,20 @@ class _Progress:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    def fraction(self, steps_done: int) -> float:
-        """The run's progress `t` in `[0, 1]`: by steps, or by time after the first step."""
+    def fraction(self, steps_done: int, ahead_s: float = 0.0) -> float:
+        """The run's progress `t` in `[0, 1]`: by steps, or by time after the first step
+        (`ahead_s` seconds from now)."""
         t = steps_done / self.num_steps if self.num_steps else 0.0
         if self.budget is not None and self.first_step_s:
             usable = max(self.budget - self.first_step_s, 1e-9)
-            t = max(t, (self.elapsed() - self.first_step_s) / usable)
+            t = max(t, (self.elapsed() + ahead_s - self.first_step_s) / usable)
         return min(t, 1.0)
+
+    def left(self, steps_done: int) -> tuple[int | None, float | None]:
+        """The steps and seconds left to the run."""
+        steps = None if self.num_steps is None else self.num_steps - steps_done
+        seconds = None if self.budget is None else self.budget - self.elapsed()
+        return steps, seconds
 
     def done(self, steps_done: int) -> str | None:
         if self.num_steps is not None and steps_done >= self.num_steps:
@@ -158,6 +139,7 @@ def minimize(
     schedule: str | None = "cosine",
     max_skipped_steps: int = 3,
     jit_compile: bool = True,
+    steps_per_call: int | None = None,
     report_every: float | None = None,
     print_fn: Callable[[str], None] = print,
     label: str = "minimize",
@@ -171,15 +153,20 @@ def minimize(
         the step is traced, before any update.
       variables: what to train (e.g. `flow.trainable_variables`).
       num_steps: the most steps to take (`None`: no limit; then `time_budget_s` ends the run).
-      time_budget_s: stop at the first step that ends past this many wall-clock seconds,
-        tracing and compilation included (at least one step runs).
+      time_budget_s: stop once this many wall-clock seconds have passed, tracing and
+        compilation included (at least one step runs; a call of several steps is sized to end
+        within the budget, so the overrun is at most one step or `TARGET_CALL_S`).
       optimizer: a Keras 3 optimizer; default `keras.optimizers.Adam(learning_rate)`.
       learning_rate: the peak learning rate (the default optimizer's, or the one assigned to
         `optimizer`'s learning-rate variable by the schedule).
       schedule: `"cosine"` (decay to 0 over the run's progress, steps or time), `"constant"`;
         `None` leaves the optimizer's own learning rate (a Keras schedule, say) alone.
-      max_skipped_steps: raise `NonFiniteLossError` after this many skipped steps in a row.
+      max_skipped_steps: raise `NonFiniteLossError` after this many skipped steps in a row
+        (at the end of the compiled call in which the limit is reached; a skipped step never
+        changes a variable).
       jit_compile: compile the step with XLA.
+      steps_per_call: the most steps one compiled call runs (`None`: as many as fill about
+        `TARGET_CALL_S` = 50 ms, at most `MAX_STEPS_PER_CALL` = 64; 1: a call per step).
       report_every: seconds between progress lines (step, mean loss, learning rate, time) and
         the summary line at the end; `None` for silence.
       print_fn: where progress lines go.
@@ -194,10 +181,13 @@ def minimize(
     if not isinstance(optimizer._learning_rate, keras.Variable):
         schedule = None  # a Keras LearningRateSchedule drives the rate
     optimizer.build(variables)
-    step = _make_step(loss_fn, variables, optimizer, jit_compile)
+    step = make_steps(loss_fn, variables, optimizer, jit_compile)
     clock = _Progress(num_steps, time_budget_s, report_every, print_fn, label)
     rate = (lambda t: learning_rate * SCHEDULES[schedule](t)) if schedule else None
-    losses, skipped, stopped_by = _run(step, clock, rate, optimizer, max_skipped_steps)
+    most = check.integer(steps_per_call, "steps_per_call", allow_none=True) or MAX_STEPS_PER_CALL
+    if most > MAX_STEPS_PER_CALL:
+        raise ValueError(f"`steps_per_call` must be <= {MAX_STEPS_PER_CALL}; got {most}.")
+    losses, skipped, stopped_by = _run(step, clock, rate, optimizer, max_skipped_steps, most)
     result = TrainResult(
         np.asarray(losses), len(losses), clock.elapsed(), stopped_by, skipped, clock.first_step_s
     )
@@ -206,18 +196,32 @@ def minimize(
     return result
 
 
-def _run(step, clock, rate, optimizer, max_skipped_steps):
-    """Steps until `clock` says done; `rate(t)` sets the learning rate (`None`: left alone)."""
-    losses, skipped, consecutive, stopped_by = [], 0, 0, None
+def _run(step, clock, rate, optimizer, max_skipped_steps, most):
+    """Calls the compiled `step` (several steps a call once one step's time is known) until
+    `clock` says done; `rate(t)` sets each step's learning rate (`None`: left alone)."""
+    losses, skipped, consecutive, stopped_by, step_s = [], 0, 0, None, None
     while stopped_by is None:
-        lr = rate(clock.fraction(len(losses))) if rate else -1.0
-        loss, finite = step(tf.constant(len(losses), tf.int32), tf.constant(lr, tf.float32))
-        losses.append(float(loss))
-        ok = bool(np.all(finite))
-        skipped, consecutive = skipped + (not ok), 0 if ok else consecutive + 1
-        if consecutive >= max_skipped_steps:
-            raise _non_finite_error(finite.numpy(), len(losses), consecutive)
-        clock.report(len(losses), losses[-1], lr if rate else float(optimizer.learning_rate))
+        done = len(losses)
+        count = min(steps_for_call(step_s, *clock.left(done)), most)
+        lrs = np.full([MAX_STEPS_PER_CALL], -1.0, np.float32)
+        if rate:
+            ahead = [k * (step_s or 0.0) for k in range(count)]
+            lrs[:count] = [rate(clock.fraction(done + k, a)) for k, a in enumerate(ahead)]
+        started = time.perf_counter()
+        call_losses, call_finite = step(
+            tf.constant(done, tf.int32), tf.constant(count), tf.constant(lrs)
+        )
+        call_losses, call_finite = call_losses.numpy()[:count], call_finite.numpy()[:count]
+        if done:  # the first call compiles: its time is not a step's
+            step_s = (time.perf_counter() - started) / count
+        for k in range(count):
+            losses.append(float(call_losses[k]))
+            ok = bool(np.all(call_finite[k]))
+            skipped, consecutive = skipped + (not ok), 0 if ok else consecutive + 1
+            if consecutive >= max_skipped_steps:
+                raise _non_finite_error(call_finite[k], len(losses), consecutive)
+            lr = float(lrs[k]) if rate else float(optimizer.learning_rate)
+            clock.report(len(losses), losses[-1], lr)
         stopped_by = clock.done(len(losses))
     return losses, skipped, stopped_by
 
