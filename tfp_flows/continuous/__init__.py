@@ -13,7 +13,7 @@
 from tfp_flows.continuous.bijector import ContinuousFlow
 from tfp_flows.continuous.factory import continuous_flow
 from tfp_flows.continuous.model import FlowMatchingModel
-from tfp_flows.continuous.paths import PATHS, interpolate, ot_pairing
+from tfp_flows.continuous.paths import PATHS, flow_matching_loss, interpolate, ot_pairing
 from tfp_flows.continuous.solvers import FixedStep, make_solver
 from tfp_flows.continuous.trace import exact_trace, hutchinson_trace
 from tfp_flows.continuous.velocity import VelocityConv, VelocityMLP, time_features
@@ -27,6 +27,7 @@ __all__ = [
     "VelocityMLP",
     "continuous_flow",
     "exact_trace",
+    "flow_matching_loss",
     "hutchinson_trace",
     "interpolate",
     "make_solver",

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfp_flows import _validation as check
 from tfp_flows.checks import check_data
-from tfp_flows.continuous.paths import PATHS, check_times, interpolate, ot_pairing
+from tfp_flows.continuous.paths import PATHS, check_times, flow_matching_loss, ot_pairing
 from tfp_flows.models._base import FlowModel
 from tfp_flows.models._data import DataChecks
 
@@ -194,11 +194,10 @@ class FlowMatchingModel(DataChecks, FlowModel):
         t = keras.random.uniform(tf.shape(x1)[:1], dtype=dtype.name, seed=self._seeds)
         if self.ot:
             x0 = ot_pairing(x0, x1)
-        xt, ut = interpolate(
-            self.probability_path, x0, x1, t, sigma_min=self.sigma_min, event_ndims=n
-        )
-        v = self.velocity(xt, t) if c is None else self.velocity(xt, t, conditional=c)
-        error = tf.reduce_sum(tf.square(tf.cast(v, dtype) - ut), axis=list(range(-n, 0)))
+        error = flow_matching_loss(
+            self.velocity, x0, x1, t, path=self.probability_path, sigma_min=self.sigma_min,
+            event_ndims=n, conditional=c,
+        )  # fmt: skip
         return self._weighted(error, w)
 
     def train_step(self, data):

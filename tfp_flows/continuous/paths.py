@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["PATHS", "check_times", "interpolate", "ot_pairing"]
+__all__ = ["PATHS", "check_times", "flow_matching_loss", "interpolate", "ot_pairing"]
 
 PATHS = ("linear", "gaussian")
 
@@ -62,6 +62,23 @@ def interpolate(path: str, x0, x1, t, *, sigma_min: float = 0.0, event_ndims: in
     t = tf.reshape(t, tf.concat([tf.shape(t), tf.ones([event_ndims], tf.int32)], 0))
     shrink = 1.0 if path == "linear" else 1.0 - sigma_min
     return (1.0 - shrink * t) * x0 + t * x1, x1 - shrink * x0
+
+
+def flow_matching_loss(
+    velocity, x0, x1, t, *, path="linear", sigma_min=0.0, event_ndims=1, conditional=None
+) -> tf.Tensor:
+    """Per-example `||v(x_t, t[, c]) - u_t||^2` (summed over the event), shape `[B]`.
+
+    Args:
+      velocity: the field `v(x, t[, conditional])`.
+      x0, x1: base draws and data, `[B, *event]` (pair them first with `ot_pairing`).
+      t: times `[B]` in `[0, 1]`, e.g. uniform.
+      path, sigma_min: see `interpolate`.
+      conditional: `[B, C]` conditions, or None.
+    """
+    xt, ut = interpolate(path, x0, x1, t, sigma_min=sigma_min, event_ndims=event_ndims)
+    v = velocity(xt, t) if conditional is None else velocity(xt, t, conditional=conditional)
+    return tf.reduce_sum(tf.square(tf.cast(v, x1.dtype) - ut), axis=list(range(-event_ndims, 0)))
 
 
 def _assignment(cost: np.ndarray) -> np.ndarray:
