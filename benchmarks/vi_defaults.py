@@ -177,9 +177,11 @@ def render(results: dict, meta: dict) -> str:
 
 
 def _overrides(text: str) -> dict:
-    """`"a=1,b=2e-3,c=spline"` -> `{"a": 1, "b": 0.002, "c": "spline"}`."""
+    """`"a=1,b=2e-3,c=spline,d=False"` -> `{"a": 1, "b": 0.002, "c": "spline", "d": False}`."""
 
     def value(v: str):
+        if v in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[v]
         for kind in (int, float):
             try:
                 return kind(v)
