@@ -41,6 +41,7 @@ def _numbers(tree, where=""):
 def test_examples_are_found():
     names = {p.stem for p in EXAMPLES}
     assert {"quickstart", "energy_2d", "bayesian_logistic_regression", "conditional"} <= names
+    assert "flow_matching" in names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

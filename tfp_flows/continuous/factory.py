@@ -29,6 +29,18 @@ tfd = tfp.distributions
 __all__ = ["continuous_flow"]
 
 
+def _velocity(shape, dtype, num_frequencies, conditional_size, **options):
+    """A `VelocityMLP` for `[D]`, a `VelocityConv` for `[H, W, C]`."""
+    common = dict(num_frequencies=num_frequencies, conditional_size=conditional_size)
+    common["dtype"] = dtype.name
+    if len(shape) == 1:
+        return VelocityMLP(shape[0], hidden_units=options["hidden_units"], **common)
+    if len(shape) == 3:
+        conv = {k: options[k] for k in ("filters", "num_layers")}
+        return VelocityConv(shape, **conv, **common)
+    raise ValueError(f"`event_shape` must be [D] or [H, W, C]; got {list(shape)}.")
+
+
 @register_factory("continuous_flow")
 def continuous_flow(
     event_shape,
@@ -68,15 +80,8 @@ def continuous_flow(
     """
     shape, dtype = check.shape(event_shape, "event_shape"), tf.as_dtype(dtype)
     if velocity is None:
-        options = dict(
-            num_frequencies=num_frequencies, conditional_size=conditional_size, dtype=dtype.name
-        )
-        if len(shape) == 1:
-            velocity = VelocityMLP(shape[0], hidden_units=hidden_units, **options)
-        elif len(shape) == 3:
-            velocity = VelocityConv(shape, filters=filters, num_layers=num_layers, **options)
-        else:
-            raise ValueError(f"`event_shape` must be [D] or [H, W, C]; got {event_shape!r}.")
+        options = dict(hidden_units=hidden_units, filters=filters, num_layers=num_layers)
+        velocity = _velocity(shape, dtype, num_frequencies, conditional_size, **options)
     bijector = ContinuousFlow(
         velocity,
         event_ndims=len(shape),

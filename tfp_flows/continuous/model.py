@@ -120,6 +120,7 @@ class FlowMatchingModel(DataChecks, FlowModel):
         """`v(x, t[, c])`, with `x` and `t` (in `[0, 1]`, broadcasting to the batch) checked."""
         check_times(t)
         x = check_data(self.flow, x)
+        t = tf.convert_to_tensor(t, dtype=x.dtype)  # a Keras layer takes tensors positionally
         if conditional is None:
             return self.velocity(x, t)
         return self.velocity(x, t, conditional=conditional)
