@@ -16,6 +16,7 @@ from tfp_flows.checks import check_data
 from tfp_flows.flows import keras_objects
 from tfp_flows.models._record import StepRecording
 from tfp_flows.models._skips import SkipLimit, SkippedSteps
+from tfp_flows.models._traces import StepTraces
 from tfp_flows.saving import atomic_write, save_model
 from tfp_flows.train import guarded_apply
 
@@ -75,6 +76,9 @@ class FlowModel(StepRecording, keras.Model):
         self.max_skipped_steps = check.integer(max_skipped_steps, "max_skipped_steps")
         self._skipped = SkippedSteps()
         self._evaluating = False
+        # The graphs of this model's steps, released after `fit`, `evaluate` and `predict` so
+        # that a dropped model frees its compiled steps (see `tfp_flows.models._traces`).
+        self._traces = StepTraces()
         self.flow, self._flow_spec = _built_flow(flow, flow_kwargs)
         layers, variables = keras_objects(self.flow)
         self._flow_layers = layers
@@ -159,7 +163,10 @@ class FlowModel(StepRecording, keras.Model):
         if not self.optimizer.built:
             with self.distribute_strategy.scope():  # mirrored slots under a strategy
                 self.optimizer.build(self.trainable_variables)
-        return super().fit(**arguments)
+        try:
+            return super().fit(**arguments)
+        finally:
+            self._traces.release()
 
     def _checked_fit_arguments(self, arguments: dict) -> dict:
         return arguments
@@ -171,6 +178,18 @@ class FlowModel(StepRecording, keras.Model):
             return super().evaluate(*args, **kwargs)
         finally:
             self._evaluating = evaluating
+            self._traces.release()
+
+    def predict(self, *args, **kwargs):
+        """`keras.Model.predict` (the flow's log-density of each example)."""
+        try:
+            return super().predict(*args, **kwargs)
+        finally:
+            self._traces.release()
+
+    def predict_step(self, data):
+        self._traces.note()
+        return super().predict_step(data)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras (3.15) builds a model under a strategy by averaging the replicas' shares of the

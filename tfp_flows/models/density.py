@@ -197,6 +197,7 @@ class DensityModel(DataChecks, FlowModel):
         return _step_logs({m.name: m.result() for m in self.metrics})
 
     def train_step(self, data):
+        self._traces.note()
         x, c, w = self._unpack(data)
         with tf.GradientTape() as tape:
             total, weight = self._weighted_nll(x, c, w)
@@ -214,6 +215,7 @@ class DensityModel(DataChecks, FlowModel):
         return logs
 
     def test_step(self, data):
+        self._traces.note()
         total, weight = self._weighted_nll(*self._unpack(data))
         return self._update_metrics(total / weight, weight)
 

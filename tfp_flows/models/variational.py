@@ -127,6 +127,7 @@ class VariationalModel(FlowModel):
         return tf.stack([tf.constant(self.seed, tf.int32), self._draws.value])
 
     def train_step(self, data):
+        self._traces.note()
         seed = self._next_seed()
         with tf.GradientTape() as tape:
             z, log_q, log_w = sample_and_log_weights(
@@ -141,6 +142,7 @@ class VariationalModel(FlowModel):
         return logs
 
     def test_step(self, data):
+        self._traces.note()
         seed = self._next_seed()
         _, _, log_w = sample_and_log_weights(
             self.flow, self.target_log_prob_fn, self.num_samples, seed=seed
