@@ -6,11 +6,14 @@ which the paper's figures leave implicit), a `VariationalModel` fits a flow by m
 estimate of log Z and the effective sample size, beside log Z from numerical integration on a grid,
 and writes `energy_2d.png` (target density next to each flow's) and `metrics.json`.
 
-Each training step is compiled with XLA and `steps_per_execution` runs 100 of them per call, so
-Keras' per-step overhead (several times the compute of these small networks) is paid once per
-100 steps. Tracing and compiling take about 10-20 s of CPU per model.
+`steps_per_execution` runs 100 training steps per call of the compiled step, so Keras' per-step
+overhead (several times the compute of these small networks) is paid once per 100 steps. Only
+the plotted densities of a finished model are kept, so each model's memory is freed before the
+next is built. `--jit` compiles the steps with XLA: TF keeps XLA's compiled code for the life of
+the process (its compilation cache has no eviction), over 100 MB per model here, so the eight
+models then need about 2 GB.
 
-    python examples/energy_2d.py [--steps N] [--energies u1,u2] [--out DIR] [--smoke]
+    python examples/energy_2d.py [--steps N] [--energies u1,u2] [--jit] [--out DIR] [--smoke]
 """
 
 from __future__ import annotations
@@ -51,17 +54,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--energies", default="u1,u2,u3,u4")
     parser.add_argument("--out", default="out/energy_2d")
+    parser.add_argument("--jit", action="store_true", help="compile the steps with XLA")
     parser.add_argument("--smoke", action="store_true", help="tiny run, to check it works")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     warnings.simplefilter("ignore", PerformanceWarning)  # IAF densities on the plot grid
     keras.utils.set_random_seed(0)
     if args.smoke:  # no XLA: compiling takes longer than the whole smoke run
-        args.steps, args.energies = 20, "u1"
+        args.steps, args.energies, args.jit = 20, "u1", False
     names = args.energies.split(",")
     epochs = 10 if args.steps >= 1000 else 1
     per_epoch = args.steps // epochs
-    results, models = {}, {}
+    resolution = 60 if args.smoke else 160
+    results, panels = {}, {}
     for name in names:
         true_log_z = log_normalizer(name, num=201 if args.smoke else 1201)
         for flow, kwargs in FLOWS.items():
@@ -72,7 +77,7 @@ def main(argv=None) -> dict:
             schedule = keras.optimizers.schedules.CosineDecay(2e-3, args.steps)
             model.compile(
                 optimizer=keras.optimizers.Adam(schedule),
-                jit_compile=not args.smoke,
+                jit_compile=args.jit,
                 steps_per_execution=1 if args.smoke else math.gcd(per_epoch, 100),
             )
             start, cpu = time.perf_counter(), time.process_time()
@@ -89,10 +94,11 @@ def main(argv=None) -> dict:
                 "fit_cpu_seconds": round(cpu, 1),
             }
             print(results[f"{name}/{flow}"])
-            models[(name, flow)] = model
+            panels[(name, flow)] = log_density_grid(model.flow, resolution)
+            del model  # the next model is built with this one's memory freed
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(results, f, indent=2)
-    plot(names, models, os.path.join(args.out, "energy_2d.png"), 60 if args.smoke else 160)
+    plot(names, panels, os.path.join(args.out, "energy_2d.png"), resolution)
     print(
         f"\n{'energy/flow':<16}{'ELBO':>8}{'IS log Z':>10}{'grid log Z':>12}{'ESS':>7}{'fit s':>7}"
     )
@@ -104,23 +110,32 @@ def main(argv=None) -> dict:
     return results
 
 
-def plot(names, models, path: str, resolution: int = 160) -> None:
-    """Target density next to each flow's, one row per energy."""
+def _grid(resolution: int):
+    grid = np.linspace(-4, 4, resolution, dtype=np.float32)
+    z1, z2 = np.meshgrid(grid, grid)
+    return z1, z2, np.stack([z1.ravel(), z2.ravel()], -1)
+
+
+def log_density_grid(flow, resolution: int) -> np.ndarray:
+    """The flow's log-density on the plot's grid of `[-4, 4]^2`, flattened."""
+    return flow.log_prob(_grid(resolution)[2]).numpy()
+
+
+def plot(names, panels, path: str, resolution: int = 160) -> None:
+    """Target density next to each flow's (`panels[(energy, flow)]`), one row per energy."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = np.linspace(-4, 4, resolution, dtype=np.float32)
-    z1, z2 = np.meshgrid(grid, grid)
-    points = np.stack([z1.ravel(), z2.ravel()], -1)
+    z1, z2, points = _grid(resolution)
     fig, axes = plt.subplots(
         len(names), 1 + len(FLOWS), figsize=(3 * (1 + len(FLOWS)), 3 * len(names)), squeeze=False
     )
     for row, name in enumerate(names):
-        panels = [("target exp(-U)", energy(name)(tf.constant(points)).numpy())]
-        panels += [(flow, models[(name, flow)].flow.log_prob(points).numpy()) for flow in FLOWS]
-        for col, (title, log_p) in enumerate(panels):
+        row_panels = [("target exp(-U)", energy(name)(tf.constant(points)).numpy())]
+        row_panels += [(flow, panels[(name, flow)]) for flow in FLOWS]
+        for col, (title, log_p) in enumerate(row_panels):
             ax = axes[row, col]
             ax.pcolormesh(z1, z2, np.exp(log_p).reshape(z1.shape), shading="auto")
             ax.set_title(f"{name.upper()}: {title}")
