@@ -5,7 +5,8 @@
     python benchmarks/quality_toy.py --seconds 20 --sets moons,rings --out-dir out/quality
     python benchmarks/quality_toy.py --models tfp_flows_real_nvp_spline --merge old.json
 
-Seven flows of 2-D vectors, six in pairs with the same architecture. Each transform has a
+Seven discrete flows of 2-D vectors, six in pairs with the same architecture, and one continuous
+flow (`tfp_flows_flow_matching`, below). Each discrete transform has a
 2-hidden-layer ReLU network of width `--hidden`, the order of the two coordinates is reversed
 between transforms, and the base is a standard normal:
 
@@ -366,7 +367,13 @@ def render_markdown(report: dict) -> str:
         f"spline couplings, {s.get('spline_coupling_norm', 'none')} between them), batch "
         f"{s['batch']}, Adam "
         f"{s['lr']:g} with cosine decay over the budget, {s['train_size']} training and "
-        f"{s['test_size']} held-out points per set, 2 intra-op / 1 inter-op threads.",
+        f"{s['test_size']} held-out points per set, 2 intra-op / 1 inter-op threads."
+        + (
+            f" tfp_flows_flow_matching: a {s['fm_layers']}x{s['fm_hidden']} SiLU velocity field, "
+            f"NLL by {s['fm_solver']} ({s['fm_steps']} steps) with the exact trace."
+            if FLOW_MATCHING in models and "fm_layers" in s
+            else ""
+        ),
         f"Machine: {report['machine']['cpu_count']} CPUs ({report['machine']['platform']}); "
         f"load average (1 min) {runs[0]['load_start']:.1f} at the start, "
         f"{runs[-1]['load_end']:.1f} at the end (other jobs were sharing the cores).",
