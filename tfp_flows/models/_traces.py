@@ -30,8 +30,8 @@ import types
 import weakref
 
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow.python.framework import ops
+
+from tfp_flows._tfp_compat import bijector_cache_storages, gradient_registry
 
 __all__ = ["StepTraces"]
 
@@ -65,20 +65,6 @@ def _filled(cell) -> bool:
     return True
 
 
-def _bijector_caches() -> list:
-    """The storage of every TFP bijector cache (one for `tfb.Bijector`, more for subclasses
-    with their own, such as `tfb.FFJORD`)."""
-    storages, classes = {}, [tfp.bijectors.Bijector]
-    while classes:
-        cls = classes.pop()
-        classes.extend(cls.__subclasses__())
-        cache = cls.__dict__.get("_cache")
-        storage = getattr(cache, "storage", None)
-        if isinstance(storage, dict):
-            storages[id(storage)] = storage
-    return list(storages.values())
-
-
 class StepTraces:
     """The graphs a model's steps were traced in, to release once they are finished."""
 
@@ -105,12 +91,12 @@ class StepTraces:
         """
         if not self._graphs or not tf.executing_eagerly():
             return
-        registry = getattr(getattr(ops, "gradient_registry", None), "_registry", None)
-        if isinstance(registry, dict):
+        registry = gradient_registry()
+        if registry is not None:
             for name, entry in list(registry.items()):
                 if isinstance(entry, dict) and self._recorded(_graph_of(entry.get("type"))):
                     del registry[name]
-        for storage in _bijector_caches():
+        for storage in bijector_cache_storages():
             for key, value in list(storage.items()):
                 held = [key(), getattr(value, "attributes", None)]
                 if self._recorded(_graph_of(tf.nest.flatten(held), depth=2)):
