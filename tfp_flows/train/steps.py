@@ -2,10 +2,10 @@
 
 A Python loop that calls a compiled step once per step pays, every step, for the call, for
 converting its arguments and for reading its results back. For the small flows of VI and
-density fitting that costs more than the step: a 2-D Real NVP with stick-the-landing
-gradients took 5.2-9.5 ms a step from a Python loop and 1.5-2.9 ms a step as 20 steps of one
-`tf.while_loop` (XLA both, 2 loaded cores; `benchmarks/loop_overhead.py`). So `make_steps`
-compiles the step into a loop whose trip count is an argument (one trace for every count),
+density fitting that costs more than the step: on 2 loaded cores, `vi.fit`'s default step
+(a 2-D Real NVP, stick-the-landing) took 11.8 ms from such a loop and 3.7 ms as part of a call of
+many (2.75x), an 8-layer MAF's maximum-likelihood step 10.1 vs 3.4 ms (2.97x;
+`benchmarks/loop_overhead.md`). So `make_steps` compiles the step into a loop whose trip count is an argument (one trace for every count),
 and `minimize` sizes each call to about `TARGET_CALL_S` of work.
 
 Each step of a call has its own learning rate (given as a vector: exact for a step-indexed
