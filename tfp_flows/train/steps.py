@@ -5,8 +5,9 @@ converting its arguments and for reading its results back. For the small flows o
 density fitting that costs more than the step: on 2 loaded cores, `vi.fit`'s default step
 (a 2-D Real NVP, stick-the-landing) took 11.8 ms from such a loop and 3.7 ms as part of a call of
 many (2.75x), an 8-layer MAF's maximum-likelihood step 10.1 vs 3.4 ms (2.97x;
-`benchmarks/loop_overhead.md`). So `make_steps` compiles the step into a loop whose trip count is an argument (one trace for every count),
-and `minimize` sizes each call to about `TARGET_CALL_S` of work.
+`benchmarks/loop_overhead.md`). So `make_steps` compiles the step into a loop whose trip count
+is an argument (one trace for every count), and `minimize` sizes each call to about
+`TARGET_CALL_S` of work.
 
 Each step of a call has its own learning rate (given as a vector: exact for a step-indexed
 schedule, predicted from the measured step time for a budget-indexed one) and its own loss and
