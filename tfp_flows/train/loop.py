@@ -153,20 +153,17 @@ def minimize(
         the step is traced, before any update.
       variables: what to train (e.g. `flow.trainable_variables`).
       num_steps: the most steps to take (`None`: no limit; then `time_budget_s` ends the run).
-      time_budget_s: stop once this many wall-clock seconds have passed, tracing and
-        compilation included (at least one step runs; a call of several steps is sized to end
-        within the budget, so the overrun is at most one step or `TARGET_CALL_S`).
+      time_budget_s: stop once this many wall-clock seconds have passed, compilation included
+        (at least one step runs; calls are sized to end within the budget).
       optimizer: a Keras 3 optimizer; default `keras.optimizers.Adam(learning_rate)`.
       learning_rate: the peak learning rate (the default optimizer's, or the one assigned to
         `optimizer`'s learning-rate variable by the schedule).
       schedule: `"cosine"` (decay to 0 over the run's progress, steps or time), `"constant"`;
         `None` leaves the optimizer's own learning rate (a Keras schedule, say) alone.
       max_skipped_steps: raise `NonFiniteLossError` after this many skipped steps in a row
-        (at the end of the compiled call in which the limit is reached; a skipped step never
-        changes a variable).
+        (after the compiled call that reached it; a skipped step never changes a variable).
       jit_compile: compile the step with XLA.
-      steps_per_call: the most steps one compiled call runs (`None`: as many as fill about
-        `TARGET_CALL_S` = 50 ms, at most `MAX_STEPS_PER_CALL` = 64; 1: a call per step).
+      steps_per_call: most steps per compiled call (`None`: ~50 ms' worth, at most 64).
       report_every: seconds between progress lines (step, mean loss, learning rate, time) and
         the summary line at the end; `None` for silence.
       print_fn: where progress lines go.
@@ -176,7 +173,6 @@ def minimize(
       A `TrainResult`.
     """
     variables, num_steps = _check_args(variables, num_steps, time_budget_s, report_every, schedule)
-    max_skipped_steps = check.integer(max_skipped_steps, "max_skipped_steps")
     optimizer = optimizer or keras.optimizers.Adam(learning_rate)
     if not isinstance(optimizer._learning_rate, keras.Variable):
         schedule = None  # a Keras LearningRateSchedule drives the rate
@@ -184,16 +180,21 @@ def minimize(
     step = make_steps(loss_fn, variables, optimizer, jit_compile)
     clock = _Progress(num_steps, time_budget_s, report_every, print_fn, label)
     rate = (lambda t: learning_rate * SCHEDULES[schedule](t)) if schedule else None
-    most = check.integer(steps_per_call, "steps_per_call", allow_none=True) or MAX_STEPS_PER_CALL
-    if most > MAX_STEPS_PER_CALL:
-        raise ValueError(f"`steps_per_call` must be <= {MAX_STEPS_PER_CALL}; got {most}.")
-    losses, skipped, stopped_by = _run(step, clock, rate, optimizer, max_skipped_steps, most)
+    limits = check.integer(max_skipped_steps, "max_skipped_steps"), _steps_per_call(steps_per_call)
+    losses, skipped, stopped_by = _run(step, clock, rate, optimizer, *limits)
     result = TrainResult(
         np.asarray(losses), len(losses), clock.elapsed(), stopped_by, skipped, clock.first_step_s
     )
     if report_every is not None:
         _summary(result, time_budget_s, print_fn, label)
     return result
+
+
+def _steps_per_call(steps_per_call) -> int:
+    most = check.integer(steps_per_call, "steps_per_call", allow_none=True) or MAX_STEPS_PER_CALL
+    if most > MAX_STEPS_PER_CALL:
+        raise ValueError(f"`steps_per_call` must be <= {MAX_STEPS_PER_CALL}; got {most}.")
+    return most
 
 
 def _run(step, clock, rate, optimizer, max_skipped_steps, most):
