@@ -93,14 +93,14 @@ def signature_named(fn, name: str) -> inspect.Signature:
 
 def derived_signature(base, own, *, drop=(), name: str) -> inspect.Signature:
     """The signature of `own`, a function that takes `base`'s keyword arguments through
-    `**options`: `base`'s positional parameters, `own`'s keyword-only ones (their defaults
-    win), `base`'s other keyword-only ones less `drop`, and `name` defaulting to `name`. So
-    `help`, `inspect` and `bind` show and check every argument, each defined once."""
+    `**options`: `own`'s positional parameters, its keyword-only ones (their defaults win),
+    `base`'s other keyword-only ones less `drop`, and `name` defaulting to `name`. So `help`,
+    `inspect` and `bind` show and check every argument, each defined once."""
     theirs = signature_named(base, name).parameters
-    ours = {k: p for k, p in inspect.signature(own).parameters.items() if p.kind is p.KEYWORD_ONLY}
-    leading = [p for p in theirs.values() if p.kind is not p.KEYWORD_ONLY and p.name not in drop]
-    rest = [p for p in theirs.values() if p.kind is p.KEYWORD_ONLY and p.name not in drop]
-    own_first = [p for k, p in ours.items() if k != "name"]
-    shared = [p for p in rest if p.name not in ours and p.name != "name"]
+    ours = inspect.signature(own).parameters.values()
+    leading = [p for p in ours if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    own_first = [p for p in ours if p.kind is p.KEYWORD_ONLY and p.name != "name"]
+    taken = {p.name for p in ours} | set(drop)
+    shared = [p for p in theirs.values() if p.kind is p.KEYWORD_ONLY and p.name not in taken]
     parameters = [*leading, *own_first, *shared, theirs["name"]]
     return inspect.signature(base).replace(parameters=parameters)

@@ -51,16 +51,9 @@ def continuous_flow(
     num_layers: int = 3,
     num_frequencies: int = 4,
     conditional_size: int | None = None,
-    solver: str = "rk4",
-    num_steps: int = 16,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    trace: str = "auto",
-    exact_trace_max_dims: int = 16,
-    hutchinson_samples: int = 1,
-    seed=None,
     dtype=tf.float32,
     name: str = "continuous_flow",
+    **solver_options,
 ) -> tfd.Distribution:
     """A continuous normalizing flow `x = F(z)`, `z ~ N(0, I)`, `F` the ODE map of a field.
 
@@ -71,28 +64,28 @@ def continuous_flow(
       hidden_units: `VelocityMLP` widths (vectors).
       filters, num_layers: `VelocityConv` size (images).
       num_frequencies, conditional_size: of the field (see `VelocityMLP`).
-      solver, num_steps, rtol, atol, trace, exact_trace_max_dims, hutchinson_samples, seed:
-        of the `ContinuousFlow`.
       dtype: float dtype.
+      name: name of the distribution.
+      **solver_options: `ContinuousFlow`'s `solver`, `num_steps`, `rtol`, `atol`, `trace`,
+        `exact_trace_max_dims`, `hutchinson_samples` and `seed`, with its defaults (the full
+        signature is `continuous_flow.__signature__`).
 
     Returns:
       A TFP distribution with `.bijector` the `ContinuousFlow` and `.distribution` the base.
     """
+    _SIGNATURE.bind(event_shape, **solver_options)  # a TypeError names a wrong argument
     shape, dtype = check.shape(event_shape, "event_shape"), tf.as_dtype(dtype)
     if velocity is None:
         options = dict(hidden_units=hidden_units, filters=filters, num_layers=num_layers)
         velocity = _velocity(shape, dtype, num_frequencies, conditional_size, **options)
-    bijector = ContinuousFlow(
-        velocity,
-        event_ndims=len(shape),
-        solver=solver,
-        num_steps=num_steps,
-        rtol=rtol,
-        atol=atol,
-        trace=trace,
-        exact_trace_max_dims=exact_trace_max_dims,
-        hutchinson_samples=hutchinson_samples,
-        seed=seed,
-        dtype=dtype,
-    )
+    bijector = ContinuousFlow(velocity, event_ndims=len(shape), dtype=dtype, **solver_options)
     return tfd.TransformedDistribution(bases.standard_normal(shape, dtype), bijector, name=name)
+
+
+_SIGNATURE = check.derived_signature(
+    ContinuousFlow.__init__,
+    continuous_flow,
+    drop=("velocity", "event_ndims", "validate_args"),
+    name="continuous_flow",
+)
+continuous_flow.__signature__ = _SIGNATURE
