@@ -215,13 +215,14 @@ def _run(step, clock, rate, optimizer, max_skipped_steps, most):
         call_losses, call_finite = call_losses.numpy()[:count], call_finite.numpy()[:count]
         if done:  # the first call compiles: its time is not a step's
             step_s = (time.perf_counter() - started) / count
+        own_lr = None if rate else float(optimizer.learning_rate)  # one read per call
         for k in range(count):
             losses.append(float(call_losses[k]))
             ok = bool(np.all(call_finite[k]))
             skipped, consecutive = skipped + (not ok), 0 if ok else consecutive + 1
             if consecutive >= max_skipped_steps:
                 raise _non_finite_error(call_finite[k], len(losses), consecutive)
-            lr = float(lrs[k]) if rate else float(optimizer.learning_rate)
+            lr = float(lrs[k]) if rate else own_lr
             clock.report(len(losses), losses[-1], lr)
         stopped_by = clock.done(len(losses))
     return losses, skipped, stopped_by
