@@ -79,8 +79,22 @@ class _Velocity(keras.layers.Layer):
         features = tf.reshape(tf.concat(parts, -1), [-1, self._extra])
         return tf.reshape(x, [-1, *event]), features, batch
 
+    def _build_stack(self, input_shape) -> None:
+        """Builds the hidden layers and the output layer in turn from `input_shape`."""
+        for layer in [*self.hidden_layers, self.output_layer]:
+            layer.build(input_shape)
+            input_shape = layer.compute_output_shape(input_shape)
+        self.built = True
+
     def build(self, input_shape=None):  # Built in __init__; kept for Keras' loading protocol.
         self.built = True
+
+    def call(self, x, t, conditional=None):
+        flat, features, batch = self._inputs(x, t, conditional)
+        h = self._join(flat, features)  # the network's input: x with the time (and c) features
+        for layer in self.hidden_layers:
+            h = layer(h)
+        return tf.reshape(self.output_layer(h), tf.concat([batch, self.event_shape], 0))
 
     def get_config(self) -> dict:
         return {
@@ -132,18 +146,10 @@ class VelocityMLP(_Velocity):
         self.output_layer = keras.layers.Dense(
             d, kernel_initializer="zeros", dtype=policy, name="velocity"
         )
-        width = d + self._extra
-        for layer in [*self.hidden_layers, self.output_layer]:
-            layer.build((None, width))
-            width = layer.units
-        self.built = True
+        self._build_stack((None, d + self._extra))
 
-    def call(self, x, t, conditional=None):
-        flat, features, batch = self._inputs(x, t, conditional)
-        h = tf.concat([flat, features], -1)
-        for layer in self.hidden_layers:
-            h = layer(h)
-        return tf.reshape(self.output_layer(h), tf.concat([batch, self.event_shape], 0))
+    def _join(self, flat, features):
+        return tf.concat([flat, features], -1)
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -203,20 +209,12 @@ class VelocityConv(_Velocity):
         self.output_layer = keras.layers.Conv2D(
             c, 3, padding="same", kernel_initializer="zeros", dtype=policy, name="velocity"
         )
-        width = c + self._extra
-        for layer in [*self.hidden_layers, self.output_layer]:
-            layer.build((None, h, w, width))
-            width = layer.filters
-        self.built = True
+        self._build_stack((None, h, w, c + self._extra))
 
-    def call(self, x, t, conditional=None):
-        flat, features, batch = self._inputs(x, t, conditional)
+    def _join(self, flat, features):
         h, w, _ = self.event_shape
         planes = tf.broadcast_to(features[:, None, None, :], [tf.shape(flat)[0], h, w, self._extra])
-        out = tf.concat([flat, planes], -1)
-        for layer in self.hidden_layers:
-            out = layer(out)
-        return tf.reshape(self.output_layer(out), tf.concat([batch, self.event_shape], 0))
+        return tf.concat([flat, planes], -1)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -16,6 +16,7 @@ machine (3 seeds each).
 from __future__ import annotations
 
 import collections.abc
+import inspect
 from collections.abc import Callable
 
 import keras
@@ -142,18 +143,17 @@ def fit(
     )
 
 
-def distill(
-    teacher: tfd.Distribution,
-    student: tfd.Distribution,
-    *,
-    num_steps: int | None = 2000,
-    time_budget_s: float | None = None,
-    num_samples: int = 256,
-    learning_rate: float = 1e-3,
-    stick_the_landing: bool = False,
-    jit_compile: bool = True,
-    report_every: float | None = None,
-) -> train.TrainResult:
+_DISTILL_DEFAULTS = {  # where `distill` departs from `fit`: a step count and more samples
+    "num_steps": 2000,
+    "time_budget_s": None,
+    "sample_size": 256,
+    "learning_rate": 1e-3,
+    "stick_the_landing": False,
+    "report_every": None,
+}
+
+
+def distill(teacher: tfd.Distribution, student: tfd.Distribution, **options) -> train.TrainResult:
     """Trains `student` to match `teacher` by reverse KL, using only the teacher's `log_prob`.
 
     Minimises `KL(student || teacher) = E_s[log s(z) - log t(z)]` over the student's variables
@@ -165,16 +165,18 @@ def distill(
     Args:
       teacher: a trained flow with a cheap `log_prob`.
       student: the flow to train; its `experimental_sample_and_log_prob` should be cheap.
-      num_steps, time_budget_s: when to stop (see `tfp_flows.train.minimize`).
-      num_samples: student samples per step.
-      learning_rate: Adam's peak learning rate (cosine-decayed to 0).
-      stick_the_landing: use the STL gradient (see `reverse_kl`).
-      jit_compile: compile the train step with XLA.
-      report_every: seconds between progress lines; `None`: silent.
+      **options: `fit`'s keyword arguments (all but `trainable_variables`: the student's own),
+        with other defaults: 2,000 steps and no time budget, 256 samples a step, a peak
+        learning rate of 1e-3 (cosine-decayed to 0), the plain gradient
+        (`stick_the_landing=False`) and no progress lines. `inspect.signature(distill)` lists
+        them all.
 
     Returns:
       A `TrainResult`; its `losses` are the sampled `KL(student || teacher)` in nats.
     """
+    bound = distill.__signature__.bind(teacher, student, **options)
+    bound.apply_defaults()
+    options = {k: v for k, v in bound.arguments.items() if k not in ("teacher", "student")}
     if teacher.event_shape != student.event_shape:
         raise ValueError(
             f"teacher and student must share an event shape; got {teacher.event_shape} and "
@@ -182,15 +184,22 @@ def distill(
         )
     teacher_variables = {id(v) for v in teacher.trainable_variables}
     variables = [v for v in student.trainable_variables if id(v) not in teacher_variables]
-    return fit(  # KL(student || teacher) is the reverse KL of the student to teacher.log_prob
-        student,
-        teacher.log_prob,
-        num_steps=num_steps,
-        time_budget_s=time_budget_s,
-        learning_rate=learning_rate,
-        sample_size=num_samples,
-        stick_the_landing=stick_the_landing,
-        jit_compile=jit_compile,
-        report_every=report_every,
-        trainable_variables=variables,
+    # KL(student || teacher) is the reverse KL of the student to `teacher.log_prob`.
+    return fit(student, teacher.log_prob, trainable_variables=variables, **options)
+
+
+def _distill_signature() -> inspect.Signature:
+    """`distill(teacher, student, *, <fit's keywords less trainable_variables>)`."""
+    fit_signature = inspect.signature(fit)
+    leading = list(inspect.signature(distill).parameters.values())[:2]
+    shared = [
+        p.replace(default=_DISTILL_DEFAULTS.get(p.name, p.default))
+        for p in fit_signature.parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name != "trainable_variables"
+    ]
+    return fit_signature.replace(
+        parameters=[*leading, *shared], return_annotation=train.TrainResult
     )
+
+
+distill.__signature__ = _distill_signature()
