@@ -3,7 +3,7 @@
 TF's gradient registry (a graph-mode custom gradient per traced training step, from Keras'
 optimizer) and TFP's bijector cache would keep every traced step graph, and with it the flow and
 its variables, for the life of the process (issue 13: 20 toy models in one process reached
-3.8 GB). `tfp_flows.models._traces` releases them after `fit`, `evaluate` and `predict`.
+3.8 GB). `tfp_flows.train.traces` releases them after `fit`, `evaluate` and `predict`.
 """
 
 import gc
@@ -75,3 +75,29 @@ def test_a_released_model_trains_and_evaluates_on():
     assert np.isfinite(history.history["nll"]).all()
     assert any(not np.allclose(a, v.numpy()) for a, v in zip(before, model.trainable_variables))
     assert np.isfinite(model.evaluate(X, batch_size=32, verbose=0, return_dict=True)["nll"])
+
+
+def _minimize_once(jit_compile) -> list:
+    """Trains a small flow with `train.minimize`; returns weak references to it."""
+    from tfp_flows import flows, losses, train
+
+    flow = flows.real_nvp([2], num_layers=2, hidden_units=[8], normalization=None)
+    data = tf.constant(X)
+    result = train.minimize(
+        lambda: losses.forward_kl(flow, data),
+        flow.trainable_variables,
+        num_steps=5,
+        jit_compile=jit_compile,
+    )
+    assert result.steps == 5 and np.isfinite(result.losses).all()
+    return [weakref.ref(flow)] + [weakref.ref(v) for v in flow.trainable_variables[:2]]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_finished_minimize_run_lets_its_flow_go(jit_compile):
+    registered = len(ops.gradient_registry._registry)
+    refs = _minimize_once(jit_compile) + _minimize_once(jit_compile)
+    gc.collect()
+    alive = [type(r()).__name__ for r in refs if r() is not None]
+    assert not alive, f"still alive after the run: {alive}"
+    assert len(ops.gradient_registry._registry) == registered, "gradient registry grew"

@@ -22,7 +22,7 @@ __all__ = ["Invert", "bijector_cache_storages", "gradient_registry", "samplers"]
 
 def gradient_registry() -> dict | None:
     """TF's registry of graph-mode custom gradients (name -> entry), which never forgets one;
-    `tfp_flows.models._traces` removes the entries of finished step graphs (`None`: TF moved it)."""
+    `tfp_flows.train.traces` removes the entries of finished step graphs (`None`: TF moved it)."""
     registry = getattr(getattr(ops, "gradient_registry", None), "_registry", None)
     return registry if isinstance(registry, dict) else None
 

@@ -16,9 +16,9 @@ from tfp_flows.checks import check_data
 from tfp_flows.flows import keras_objects
 from tfp_flows.models._record import StepRecording
 from tfp_flows.models._skips import SkipLimit, SkippedSteps
-from tfp_flows.models._traces import StepTraces
 from tfp_flows.saving import atomic_write, save_model
 from tfp_flows.train import guarded_apply
+from tfp_flows.train.traces import StepTraces
 
 tfd = tfp.distributions
 
@@ -77,7 +77,7 @@ class FlowModel(StepRecording, keras.Model):
         self._skipped = SkippedSteps()
         self._evaluating = False
         # The graphs of this model's steps, released after `fit`, `evaluate` and `predict` so
-        # that a dropped model frees its compiled steps (see `tfp_flows.models._traces`).
+        # that a dropped model frees its compiled steps (see `tfp_flows.train.traces`).
         self._traces = StepTraces()
         self.flow, self._flow_spec = _built_flow(flow, flow_kwargs)
         layers, variables = keras_objects(self.flow)

@@ -5,7 +5,9 @@ custom objective. Each step computes the loss and its gradients and applies the 
 `guarded_apply`, so a step whose loss, gradients or weights are NaN or inf changes nothing;
 `max_skipped_steps` such steps in a row raise `NonFiniteLossError` naming what was not finite.
 The step is compiled (XLA by default) into a loop that runs as many steps per call as fill
-about 50 ms (`tfp_flows.train.steps`), so no Python work is done per step.
+about 50 ms (`tfp_flows.train.steps`), so no Python work is done per step. When the run ends,
+what its step graphs left in TF's and TFP's global registries is removed (`train.traces`), so
+a finished run's graphs, and the flows they captured, can be freed.
 
 The learning rate follows the run's *progress* `t` in `[0, 1]`: the larger of the fraction of
 `num_steps` taken and the fraction of `time_budget_s` spent after the first (compiling) step.
@@ -30,6 +32,7 @@ import tensorflow as tf
 from tfp_flows import _validation as check
 from tfp_flows.train.guard import SKIP_CAUSES, NonFiniteLossError
 from tfp_flows.train.steps import MAX_STEPS_PER_CALL, make_steps, steps_for_call
+from tfp_flows.train.traces import StepTraces
 
 __all__ = ["SCHEDULES", "TrainResult", "minimize"]
 
@@ -166,8 +169,7 @@ def minimize(
       steps_per_call: most steps per compiled call (`None`: ~50 ms' worth, at most 64).
       report_every: seconds between progress lines (step, mean loss, learning rate, time) and
         the summary line at the end; `None` for silence.
-      print_fn: where progress lines go.
-      label: the progress lines' prefix.
+      print_fn, label: where progress lines go, and their prefix.
 
     Returns:
       A `TrainResult`.
@@ -177,11 +179,12 @@ def minimize(
     if not isinstance(optimizer._learning_rate, keras.Variable):
         schedule = None  # a Keras LearningRateSchedule drives the rate
     optimizer.build(variables)
-    step = make_steps(loss_fn, variables, optimizer, jit_compile)
+    limits = check.integer(max_skipped_steps, "max_skipped_steps"), _steps_per_call(steps_per_call)
     clock = _Progress(num_steps, time_budget_s, report_every, print_fn, label)
     rate = (lambda t: learning_rate * SCHEDULES[schedule](t)) if schedule else None
-    limits = check.integer(max_skipped_steps, "max_skipped_steps"), _steps_per_call(steps_per_call)
-    losses, skipped, stopped_by = _run(step, clock, rate, optimizer, *limits)
+    with StepTraces() as traces:  # the run's step graphs, let go when it ends (`train.traces`)
+        step = make_steps(loss_fn, variables, optimizer, jit_compile, traces)
+        losses, skipped, stopped_by = _run(step, clock, rate, optimizer, *limits)
     result = TrainResult(
         np.asarray(losses), len(losses), clock.elapsed(), stopped_by, skipped, clock.first_step_s
     )

@@ -40,11 +40,12 @@ def _takes_step(fn) -> bool:
     return any(p.kind in kinds and p.default is inspect.Parameter.empty for p in params)
 
 
-def make_steps(loss_fn, variables, optimizer, jit_compile: bool):
+def make_steps(loss_fn, variables, optimizer, jit_compile: bool, traces=None):
     """The compiled `(start, count, lrs) -> (losses [M], finite [M, 3])`, `M` the maximum.
 
     Runs steps `start, ..., start + count - 1`; step `start + k` uses learning rate `lrs[k]`
-    (`< 0`: the optimizer's own). Entries past `count` are NaN / False.
+    (`< 0`: the optimizer's own). Entries past `count` are NaN / False. `traces` (a
+    `StepTraces`) records the graphs it is traced in, for `release()` once the run is over.
     """
     call = (lambda i: loss_fn(i)) if _takes_step(loss_fn) else (lambda i: loss_fn())
     owns_rate = isinstance(optimizer._learning_rate, keras.Variable)
@@ -60,6 +61,9 @@ def make_steps(loss_fn, variables, optimizer, jit_compile: bool):
 
     @tf.function(jit_compile=jit_compile, autograph=False)
     def steps(start, count, lrs):
+        if traces is not None:
+            traces.note()
+
         def body(k, losses, flags):
             loss, finite = one(start + k, lrs[k])
             at = tf.reshape(k, [1, 1])

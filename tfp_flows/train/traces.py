@@ -14,7 +14,8 @@ the whole flow's weights, in every process that trains many models):
   graph and so keep the keys (and the bijector instances in them) alive.
 
 `note()`, called inside a traced step, records the graph being built; `release()`, called
-eagerly after `fit`, `evaluate` or `predict`, removes from both places what belongs to the
+eagerly after `fit`, `evaluate` or `predict` (or on leaving a `with StepTraces()` block, as
+`train.minimize` does), removes from both places what belongs to the
 recorded graphs (and the graphs nested in them, e.g. `tf.cond` branches). Nothing differentiates
 a finished Keras step function from outside or traces into its graph again, and a later
 retrace builds a new graph with new entries, so what is removed is never used again.
@@ -76,6 +77,12 @@ class StepTraces:
         graph = tf.compat.v1.get_default_graph()
         if not tf.executing_eagerly() and getattr(graph, "outer_graph", None) is not None:
             self._graphs.add(graph)
+
+    def __enter__(self) -> StepTraces:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()  # also when the run raised: its graphs are finished either way
 
     def _recorded(self, graph) -> bool:
         while graph is not None:
