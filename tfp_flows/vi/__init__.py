@@ -6,7 +6,7 @@
   namedtuple), so it drops into `tfp.vi.fit_surrogate_posterior`.
 * `fit(surrogate, target_log_prob_fn)`: reverse KL (`tfp_flows.losses.reverse_kl`) on the
   package's one training loop (`tfp_flows.train.minimize`), with measured defaults: a two-minute
-  budget that a cosine learning-rate decay spans, 64 samples a step, stick-the-landing.
+  budget that a cosine learning-rate decay spans, 256 samples a step, stick-the-landing.
 * `distill(teacher, student)`: a fast-sampling student flow trained on a teacher's `log_prob`.
 * `importance_diagnostics(q, target_log_prob_fn, n)`: ELBO, importance-sampled log Z, ESS.
 * `neutra_kernel(target_log_prob_fn, flow, ...)`: Hamiltonian Monte Carlo in the flow's base
