@@ -130,3 +130,19 @@ def test_ot_training_runs_and_learns():
     model = _model(ot=True)
     history = model.fit(_data(512), batch_size=64, epochs=3, verbose=0).history
     assert history["fm_loss"][-1] < history["fm_loss"][0]
+
+
+def test_fourier_features_are_saved_not_redrawn(tmp_path):
+    model = _model(fourier_features=4, fourier_scale=0.5)
+    model.fit(_data(), batch_size=64, epochs=1, verbose=0)
+    (frequencies,) = model.velocity.non_trainable_weights
+    assert frequencies.shape == (2, 4)
+    frequencies.assign(frequencies.numpy() + 1.0)  # no longer what the seed would draw
+    path = str(tmp_path / "fm.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.velocity.fourier_features == 4 and loaded.velocity.fourier_scale == 0.5
+    np.testing.assert_array_equal(loaded.velocity.non_trainable_weights[0], frequencies)
+    x = _data(8, seed=2)
+    np.testing.assert_array_equal(loaded.log_prob(x), model.log_prob(x))
+    assert all(w is not frequencies for w in model.trainable_variables)  # fixed, not trained

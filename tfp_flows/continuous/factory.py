@@ -34,7 +34,8 @@ def _velocity(shape, dtype, num_frequencies, conditional_size, **options):
     common = dict(num_frequencies=num_frequencies, conditional_size=conditional_size)
     common["dtype"] = dtype.name
     if len(shape) == 1:
-        return VelocityMLP(shape[0], hidden_units=options["hidden_units"], **common)
+        mlp = {k: options[k] for k in ("hidden_units", "fourier_features", "fourier_scale")}
+        return VelocityMLP(shape[0], **mlp, **common)
     if len(shape) == 3:
         conv = {k: options[k] for k in ("filters", "num_layers")}
         return VelocityConv(shape, **conv, **common)
@@ -47,6 +48,8 @@ def continuous_flow(
     *,
     velocity=None,
     hidden_units: Sequence[int] = (128, 128, 128),
+    fourier_features: int = 0,
+    fourier_scale: float = 1.0,
     filters: int = 32,
     num_layers: int = 3,
     num_frequencies: int = 4,
@@ -62,6 +65,7 @@ def continuous_flow(
       velocity: a field of your own instead (see `ContinuousFlow`); then the network options
         below are unused and the distribution cannot be rebuilt from a config.
       hidden_units: `VelocityMLP` widths (vectors).
+      fourier_features, fourier_scale: `VelocityMLP`'s random Fourier features of `x`.
       filters, num_layers: `VelocityConv` size (images).
       num_frequencies, conditional_size: of the field (see `VelocityMLP`).
       dtype: float dtype.
@@ -77,6 +81,7 @@ def continuous_flow(
     shape, dtype = check.shape(event_shape, "event_shape"), tf.as_dtype(dtype)
     if velocity is None:
         options = dict(hidden_units=hidden_units, filters=filters, num_layers=num_layers)
+        options.update(fourier_features=fourier_features, fourier_scale=fourier_scale)
         velocity = _velocity(shape, dtype, num_frequencies, conditional_size, **options)
     bijector = ContinuousFlow(velocity, event_ndims=len(shape), dtype=dtype, **solver_options)
     return tfd.TransformedDistribution(bases.standard_normal(shape, dtype), bijector, name=name)

@@ -20,7 +20,8 @@ from tfp_flows.models._data import DataChecks
 __all__ = ["FlowMatchingModel"]
 
 _FLOW_OPTIONS = (
-    "hidden_units", "filters", "num_layers", "num_frequencies", "conditional_size", "solver",
+    "hidden_units", "fourier_features", "fourier_scale", "filters", "num_layers",
+    "num_frequencies", "conditional_size", "solver",
     "num_steps", "rtol", "atol", "trace", "exact_trace_max_dims", "hutchinson_samples", "seed",
     "dtype",
 )  # fmt: skip

@@ -114,6 +114,11 @@ class VelocityMLP(_Velocity):
       event_size: `D`, the size of `x`'s last axis (an int, or a shape `[D]`).
       hidden_units: widths of the hidden layers.
       num_frequencies: `K`, Fourier features of the time (`1 + 2K` inputs).
+      fourier_features: `M` random Fourier features of `x`, `sin(2 pi x B)` and
+        `cos(2 pi x B)` with fixed `B ~ N(0, fourier_scale^2)` of shape `[D, M]` (Tancik et
+        al. 2020), beside `x` itself: they let the network draw sharp structure (thin rings)
+        that a plain MLP of `x` learns slowly. 0 (default): none.
+      fourier_scale: the frequencies' standard deviation (in cycles per unit of `x`).
       conditional_size: size `C` of a condition `c` concatenated to the input, or `None`.
       activation: of the hidden layers.
       dtype: float dtype of the weights and computation.
@@ -128,6 +133,8 @@ class VelocityMLP(_Velocity):
         *,
         hidden_units: Sequence[int] = (128, 128, 128),
         num_frequencies: int = 4,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
         conditional_size: int | None = None,
         activation: str = "silu",
         dtype=None,
@@ -137,7 +144,18 @@ class VelocityMLP(_Velocity):
         size = event_size if isinstance(event_size, Sequence) else [event_size]
         self._init_common(size, num_frequencies, conditional_size, activation)
         self.hidden_units = check.positive_ints(hidden_units, "hidden_units")
+        self.fourier_features = check.integer(fourier_features, "fourier_features", minimum=0)
+        if not (isinstance(fourier_scale, int | float) and fourier_scale > 0):
+            raise ValueError(f"`fourier_scale` must be a positive number; got {fourier_scale!r}.")
+        self.fourier_scale = float(fourier_scale)
         policy = self.dtype_policy
+        if self.fourier_features:  # fixed (saved, not trained): B ~ N(0, scale^2)
+            self._frequencies = self.add_weight(
+                shape=(size[0], self.fourier_features),
+                initializer=keras.initializers.RandomNormal(stddev=self.fourier_scale, seed=0),
+                trainable=False,
+                name="fourier_frequencies",
+            )
         self.hidden_layers = [
             keras.layers.Dense(n, activation=activation, dtype=policy, name=f"hidden_{i}")
             for i, n in enumerate(self.hidden_units)
@@ -146,15 +164,23 @@ class VelocityMLP(_Velocity):
         self.output_layer = keras.layers.Dense(
             d, kernel_initializer="zeros", dtype=policy, name="velocity"
         )
-        self._build_stack((None, d + self._extra))
+        self._build_stack((None, d + 2 * self.fourier_features + self._extra))
 
     def _join(self, flat, features):
-        return tf.concat([flat, features], -1)
+        if not self.fourier_features:
+            return tf.concat([flat, features], -1)
+        angles = 2.0 * math.pi * tf.matmul(flat, tf.cast(self._frequencies, flat.dtype))
+        return tf.concat([flat, tf.sin(angles), tf.cos(angles), features], -1)
 
     def get_config(self) -> dict:
         config = super().get_config()
         config["event_size"] = config.pop("event_shape")[0]
-        return {**config, "hidden_units": list(self.hidden_units)}
+        return {
+            **config,
+            "hidden_units": list(self.hidden_units),
+            "fourier_features": self.fourier_features,
+            "fourier_scale": self.fourier_scale,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
