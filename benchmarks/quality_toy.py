@@ -30,7 +30,8 @@ between transforms, and the base is a standard normal:
   standardise them and leave part of `[-bound, bound]` unused).
 * `tfp_flows_flow_matching`: `tfp_flows.continuous.continuous_flow` (a continuous flow whose
   velocity field is a `--fm-layers`-hidden-layer SiLU MLP of width `--fm-hidden` with a Fourier
-  time embedding), trained by flow matching (linear path, `t ~ U[0, 1]`, no ODE solve in the
+  time embedding and `--fm-fourier-features` random Fourier features of x), trained by flow
+  matching (linear path, `t ~ U[0, 1]`, no ODE solve in the
   step); its held-out log-density solves the ODE with `--fm-solver` (`--fm-steps` RK4 steps by
   default) and the exact trace.
 * `tfp_real_nvp`: `tfb.RealNVP(num_masked=1)` with a TF2 conditioner (a `tf.Module` MLP of the same
@@ -251,6 +252,8 @@ def train_and_evaluate(model, train, test, log_p_test, args) -> dict:
     norm = None if args.spline_coupling_norm == "none" else args.spline_coupling_norm
     fm = dict(
         hidden_units=(args.fm_hidden,) * args.fm_layers,
+        fourier_features=args.fm_fourier_features,
+        fourier_scale=args.fm_fourier_scale,
         solver=args.fm_solver,
         num_steps=args.fm_steps,
     )
@@ -369,8 +372,10 @@ def render_markdown(report: dict) -> str:
         f"{s['lr']:g} with cosine decay over the budget, {s['train_size']} training and "
         f"{s['test_size']} held-out points per set, 2 intra-op / 1 inter-op threads."
         + (
-            f" tfp_flows_flow_matching: a {s['fm_layers']}x{s['fm_hidden']} SiLU velocity field, "
-            f"NLL by {s['fm_solver']} ({s['fm_steps']} steps) with the exact trace."
+            f" tfp_flows_flow_matching: a {s['fm_layers']}x{s['fm_hidden']} SiLU velocity field "
+            f"with {s.get('fm_fourier_features', 0)} Fourier features of x (scale "
+            f"{s.get('fm_fourier_scale', 1.0):g}), NLL by {s['fm_solver']} "
+            f"({s['fm_steps']} steps) with the exact trace."
             if FLOW_MATCHING in models and "fm_layers" in s
             else ""
         ),
@@ -433,6 +438,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--bound", type=float, default=4.0, help="spline interval [-bound, bound]")
     parser.add_argument("--fm-hidden", type=int, default=256, help="flow matching: width")
     parser.add_argument("--fm-layers", type=int, default=3, help="flow matching: hidden layers")
+    parser.add_argument(
+        "--fm-fourier-features", type=int, default=64, help="flow matching: Fourier features of x"
+    )
+    parser.add_argument("--fm-fourier-scale", type=float, default=1.0)
     parser.add_argument("--fm-solver", default="rk4", help="flow matching: NLL solver")
     parser.add_argument("--fm-steps", type=int, default=32, help="flow matching: solver steps")
     parser.add_argument("--batch", type=int, default=512)
