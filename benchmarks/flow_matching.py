@@ -62,7 +62,9 @@ def _build(lib: str, args):
     from tfp_flows.continuous import continuous_flow, flow_matching_loss
 
     if lib == "tfp_flows_fm":
-        dist = continuous_flow([2], hidden_units=(256,) * 3, num_steps=args.fm_steps)
+        dist = continuous_flow(
+            [2], hidden_units=(256,) * 3, fourier_features=64, num_steps=args.fm_steps
+        )
 
         def loss(x):
             x0, t = tf.random.normal(tf.shape(x)), tf.random.uniform(tf.shape(x)[:1])
