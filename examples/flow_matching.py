@@ -32,6 +32,7 @@ import tensorflow as tf
 from tfp_flows import datasets
 from tfp_flows.continuous import FlowMatchingModel
 from tfp_flows.keras import DensityModel
+from tfp_flows.train import SCHEDULES
 
 
 class CPUBudget(keras.callbacks.Callback):
@@ -48,7 +49,7 @@ class CPUBudget(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         done = min((time.process_time() - self.start) / self.seconds, 1.0)
-        self.model.optimizer.learning_rate.assign(self.peak * 0.5 * (1.0 + np.cos(np.pi * done)))
+        self.model.optimizer.learning_rate.assign(self.peak * SCHEDULES["cosine"](done))
 
     def on_train_batch_end(self, batch, logs=None):
         if time.process_time() - self.start > self.seconds:

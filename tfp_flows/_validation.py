@@ -91,16 +91,23 @@ def signature_named(fn, name: str) -> inspect.Signature:
     )
 
 
-def derived_signature(base, own, *, drop=(), name: str) -> inspect.Signature:
+def derived_signature(
+    base, own, *, drop=(), name: str | None = None, defaults: dict | None = None
+) -> inspect.Signature:
     """The signature of `own`, a function that takes `base`'s keyword arguments through
     `**options`: `own`'s positional parameters, its keyword-only ones (their defaults win),
-    `base`'s other keyword-only ones less `drop`, and `name` defaulting to `name`. So `help`,
-    `inspect` and `bind` show and check every argument, each defined once."""
-    theirs = signature_named(base, name).parameters
+    `base`'s other keyword-only ones less `drop` (with the defaults in `defaults` where given),
+    and, for a `base` that takes a `name`, `name` defaulting to `name`. So `help`, `inspect`
+    and `bind` show and check every argument, each defined once."""
+    theirs = (inspect.signature(base) if name is None else signature_named(base, name)).parameters
     ours = inspect.signature(own).parameters.values()
     leading = [p for p in ours if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     own_first = [p for p in ours if p.kind is p.KEYWORD_ONLY and p.name != "name"]
     taken = {p.name for p in ours} | set(drop)
-    shared = [p for p in theirs.values() if p.kind is p.KEYWORD_ONLY and p.name not in taken]
-    parameters = [*leading, *own_first, *shared, theirs["name"]]
+    shared = [
+        p.replace(default=(defaults or {}).get(p.name, p.default))
+        for p in theirs.values()
+        if p.kind is p.KEYWORD_ONLY and p.name not in taken
+    ]
+    parameters = [*leading, *own_first, *shared, *([theirs["name"]] if name is not None else [])]
     return inspect.signature(base).replace(parameters=parameters)

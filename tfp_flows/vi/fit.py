@@ -16,13 +16,13 @@ one seed stuck at 0.011) on the 2-D energy U1 (best: 0.0006).
 from __future__ import annotations
 
 import collections.abc
-import inspect
 from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows import _validation as check
 from tfp_flows import train
 from tfp_flows.losses import reverse_kl
 
@@ -143,7 +143,7 @@ def fit(
     )
 
 
-_DISTILL_DEFAULTS = {  # where `distill` departs from `fit`: a step count and more samples
+_DISTILL_DEFAULTS = {  # distill's defaults for `fit`'s arguments; 256 samples whatever fit's are
     "num_steps": 2000,
     "time_budget_s": None,
     "sample_size": 256,
@@ -188,18 +188,6 @@ def distill(teacher: tfd.Distribution, student: tfd.Distribution, **options) -> 
     return fit(student, teacher.log_prob, trainable_variables=variables, **options)
 
 
-def _distill_signature() -> inspect.Signature:
-    """`distill(teacher, student, *, <fit's keywords less trainable_variables>)`."""
-    fit_signature = inspect.signature(fit)
-    leading = list(inspect.signature(distill).parameters.values())[:2]
-    shared = [
-        p.replace(default=_DISTILL_DEFAULTS.get(p.name, p.default))
-        for p in fit_signature.parameters.values()
-        if p.kind is p.KEYWORD_ONLY and p.name != "trainable_variables"
-    ]
-    return fit_signature.replace(
-        parameters=[*leading, *shared], return_annotation=train.TrainResult
-    )
-
-
-distill.__signature__ = _distill_signature()
+distill.__signature__ = check.derived_signature(
+    fit, distill, drop=("trainable_variables",), defaults=_DISTILL_DEFAULTS
+)
