@@ -138,13 +138,22 @@ def main(argv=None) -> None:
         action="store_true",
         help="torch.compile zuko's D-pass sampling too (unrolls D x layers MADE calls: minutes)",
     )
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("ACTIVE", "PASSIVE"),
+        default=None,
+        help="OpenMP wait policy for torch (default: the runtime's; PASSIVE if shared)",
+    )
     args = parser.parse_args(argv)
     # Before the frameworks load: their thread pools read these.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    # OpenMP's spin-waiting turns a 10 ms torch step into 200 ms when another process holds a
-    # core (a shared machine): passive waiting keeps torch's timings meaningful there.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP's wait policy is left at the runtime's default: on an idle machine PASSIVE waiting
+    # makes torch's MAF step 3.4x slower (case A, AVX-512, session 9: 16.0 ms vs 4.7 ms), a worse
+    # set-up for the peer. On a shared machine, where spinning threads fight other processes,
+    # `--omp-wait-policy PASSIVE` keeps torch's timings meaningful (state it beside the figures).
+    if args.omp_wait_policy:
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
     results = []
     for text in args.case:
         case = {"layers": args.layers, "sample_n": args.sample_n, **parse_case(text)}

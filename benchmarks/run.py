@@ -4,6 +4,7 @@
                                            # written to out/bench_quick/
     python benchmarks/run.py               # every case, alternating repeats (~40 min loaded)
     python benchmarks/run.py --case A,R    # some cases (repeatable; default: all)
+    python benchmarks/run.py --readme README.md   # every case, then README's speed tables
 
 Run it with an interpreter that has torch, zuko and nflows (the `bench` extra) to include the
 PyTorch libraries, or pass `--python` for the workers; without them those are skipped.
@@ -36,6 +37,7 @@ sys.path.insert(0, HERE)
 
 import backends  # noqa: E402
 from backends import CASES, LIBS, QUICK_CASES, label, supports  # noqa: E402
+from backends.readme_table import readme_block, update_readme  # noqa: E402
 from backends.report import (  # noqa: E402
     ARCHITECTURE,
     machine_info,
@@ -62,6 +64,8 @@ def run_worker(python: str, lib: str, cases: list[str], args, timeout: float) ->
         cmd += ["--case", json.dumps(CASES[case])]
     cmd += ["--min-time", str(args.min_time), "--blocks", str(args.blocks)]
     cmd += ["--peak-reps", str(args.peak_reps), "--threads", str(args.threads)]
+    if args.omp_wait_policy:
+        cmd += ["--omp-wait-policy", args.omp_wait_policy]
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -98,6 +102,16 @@ def main(argv=None) -> None:
     parser.add_argument("--blocks", type=int, default=None)
     parser.add_argument("--peak-reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--readme",
+        help="also rewrite the speed tables of this README (between its speed-table markers)",
+    )
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("ACTIVE", "PASSIVE"),
+        default=None,
+        help="workers' OpenMP wait policy (default: the runtime's; PASSIVE if shared)",
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter for the workers")
     parser.add_argument("--timeout", type=float, default=900.0, help="per worker, seconds")
     parser.add_argument(
@@ -144,6 +158,7 @@ def main(argv=None) -> None:
             "blocks": args.blocks,
             "min_time": args.min_time,
             "threads": args.threads,
+            "omp_wait_policy": args.omp_wait_policy,
             "cases": {c: CASES[c] for c in cases},
             "errors": [r for r in records if "error" in r],
             "skipped": skipped,
@@ -181,6 +196,13 @@ def main(argv=None) -> None:
                     )
                 write(done=False)
     print(write(done=True))
+    if args.readme:
+        summary = summarize(records)
+        summary = {case: summary[case] for case in cases if case in summary}
+        meta = json.load(open(os.path.join(args.out_dir, "results.json")))["meta"]
+        info = machine_info([r for r in records if "error" not in r])
+        update_readme(args.readme, readme_block(summary, info, meta))
+        print(f"updated the speed tables in {args.readme}")
 
 
 if __name__ == "__main__":

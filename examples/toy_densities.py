@@ -221,7 +221,12 @@ def density_grid(model, size: int) -> np.ndarray:
     xs = np.linspace(-LIM, LIM, size, dtype=np.float32)
     x1, x2 = np.meshgrid(xs, xs)
     points = np.stack([x1.ravel(), x2.ravel()], -1)
-    return np.exp(model.log_prob(tf.constant(points)).numpy()).reshape(size, size)
+    # In chunks of 4,000 points: one eager call on all 40,000 made the spline MAF's
+    # intermediates peak about 130 MB higher, and the allocator keeps such a peak.
+    log_q = [
+        model.log_prob(tf.constant(c)).numpy() for c in np.array_split(points, size**2 // 4000 or 1)
+    ]
+    return np.exp(np.concatenate(log_q)).reshape(size, size)
 
 
 def main(argv=None) -> dict:

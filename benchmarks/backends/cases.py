@@ -48,6 +48,9 @@ CASES = {  # in the order they run: the cheap ones first
     "G16": dict(
         flow="glow", image_shape=[16, 16, 3], levels=3, steps=3, filters=64, batch=32, sample_n=64
     ),
+    "G32": dict(
+        flow="glow", image_shape=[32, 32, 3], levels=3, steps=3, filters=64, batch=32, sample_n=64
+    ),
 }
 QUICK_CASES = ("C", "R", "G8")
 

@@ -202,7 +202,8 @@ def render_markdown(summary: dict, info: dict, meta: dict) -> str:
         f"{meta['repeats']} repeat(s) per library and case, one fresh process per case, library "
         "and repeat, libraries alternating; within a process each figure is the median "
         f"of {meta['blocks']} timed blocks of >= {meta['min_time']} s after the first "
-        "(trace/compile) call.",
+        "(trace/compile) call. OpenMP wait policy (torch): "
+        f"{meta.get('omp_wait_policy') or 'the runtime default'}.",
     ]
     if "loadavg_1min_range" in info:
         lo, hi = info["loadavg_1min_range"]
