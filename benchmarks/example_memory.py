@@ -15,6 +15,7 @@ next to this file (or `--out-dir`), with the machine and the 1 GB limit the proj
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -80,6 +81,9 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated examples (default: all)")
     parser.add_argument("--out-dir", default=HERE)
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other examples' rows of the last report"
+    )
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(RUNS)
     unknown = sorted(set(names) - set(RUNS))
@@ -100,9 +104,17 @@ def main(argv=None) -> list[dict]:
             row.pop("log")
             rows.append(row)
     command = "python benchmarks/example_memory.py" + (f" --only {args.only}" if args.only else "")
+    stem = os.path.join(args.out_dir, "example_memory")
+    if args.merge and os.path.exists(stem + ".json"):
+        with open(stem + ".json") as f:
+            last = json.load(f)
+        kept = {r["example"]: r for r in last["runs"]}
+        kept.update({r["example"]: r for r in rows})
+        rows = [kept[name] for name in RUNS if name in kept]
+        command = f"{last['command']}, then {command} --merge"
     info = machine_info([])
     write_report(
-        os.path.join(args.out_dir, "example_memory"),
+        stem,
         {"command": command, "machine": info, "limit_mb": LIMIT_MB, "runs": rows},
         render(rows, info, command),
     )

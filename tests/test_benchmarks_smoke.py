@@ -223,3 +223,51 @@ def test_torch_worker_cli(lib, flow):
     assert proc.returncode == 0, proc.stderr[-2000:]
     (record,) = json.loads(proc.stdout.splitlines()[-1])  # one record per --case
     _check_record(record, lib, flow, iaf=False)
+
+
+def _stats(median, lo, hi):
+    return {"median": median, "min": lo, "max": hi, "n": 2}
+
+
+def test_readme_speed_table_is_written_between_its_markers(tmp_path):
+    from backends import readme_table
+
+    entry = {
+        "rss_peak_mb": _stats(900, 890, 910),
+        "train_step_first_call": _stats(1.5, 1.4, 1.6),
+        "train_step_efficiency": _stats(0.2, 0.19, 0.21),
+        "peak_gflops": _stats(450, 440, 460),
+    }
+    summary = {
+        "C": {
+            "tfp_flows_xla": {**entry, "train_step": _stats(1e-3, 0.9e-3, 1.1e-3)},
+            # beyond the spread: bold; overlapping: the ratio's range instead
+            "tfp_xla": {**entry, "train_step": _stats(2e-3, 1.9e-3, 2.1e-3)},
+            "zuko_compile": {**entry, "train_step": _stats(1.05e-3, 0.8e-3, 1.3e-3)},
+        }
+    }
+    meta = {"command": "python benchmarks/run.py", "wall_s": 60.0, "threads": 2, "repeats": 2}
+    meta["cases"] = {"C": cases.CASES["C"]}
+    block = readme_table.readme_block(summary, {"Flags": "avx2 avx512f"}, meta)
+    row = next(line for line in block.splitlines() if "| step |" in line)
+    assert "**2.00x**" in row and "1.05x (0.73-1.44)" in row, row
+    assert "AVX-512" in block and "900 / 1.5 / 20%" in block
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{readme_table.START}\nold\n{readme_table.END}\nafter\n")
+    readme_table.update_readme(str(readme), block)
+    text = readme.read_text()
+    assert text.startswith("before\n") and text.endswith("\nafter\n") and "old" not in text
+    assert text.count(readme_table.START) == 1 and "**2.00x**" in text
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="speed-table"):
+        readme_table.update_readme(str(readme), block)
+
+
+def test_the_readme_holds_a_generated_speed_table():
+    from backends import readme_table
+
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    block = text.split(readme_table.START, 1)[1].split(readme_table.END, 1)[0]
+    assert "python benchmarks/run.py --readme README.md" in block
+    assert "| B: MAF, D=64, H=512, batch 512 | step |" in block
