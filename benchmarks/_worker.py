@@ -138,12 +138,7 @@ def main(argv=None) -> None:
         action="store_true",
         help="torch.compile zuko's D-pass sampling too (unrolls D x layers MADE calls: minutes)",
     )
-    parser.add_argument(
-        "--omp-wait-policy",
-        choices=("ACTIVE", "PASSIVE"),
-        default=None,
-        help="OpenMP wait policy for torch (default: the runtime's; PASSIVE if shared)",
-    )
+    backends.add_omp_wait_policy_argument(parser)
     args = parser.parse_args(argv)
     # Before the frameworks load: their thread pools read these.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

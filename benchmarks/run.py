@@ -106,12 +106,7 @@ def main(argv=None) -> None:
         "--readme",
         help="also rewrite the speed tables of this README (between its speed-table markers)",
     )
-    parser.add_argument(
-        "--omp-wait-policy",
-        choices=("ACTIVE", "PASSIVE"),
-        default=None,
-        help="workers' OpenMP wait policy (default: the runtime's; PASSIVE if shared)",
-    )
+    backends.add_omp_wait_policy_argument(parser)
     parser.add_argument("--python", default=sys.executable, help="interpreter for the workers")
     parser.add_argument("--timeout", type=float, default=900.0, help="per worker, seconds")
     parser.add_argument(
@@ -141,8 +136,11 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     records: list[dict] = []
 
-    def write(done: bool) -> str:
-        """Writes results.json/md from the records so far (a cut-short run leaves its part)."""
+    def write(done: bool) -> tuple[str, dict, dict, dict]:
+        """Writes results.json/md from the records so far (a cut-short run leaves its part).
+
+        Returns the Markdown and the summary, machine info and meta it was rendered from.
+        """
         wall = time.perf_counter() - start
         summary = summarize(records)
         summary = {case: summary[case] for case in cases if case in summary}
@@ -171,7 +169,7 @@ def main(argv=None) -> None:
             markdown += "\n(Partial: the run was still going when this was written.)\n"
         with open(os.path.join(args.out_dir, "results.md"), "w") as f:
             f.write(markdown + "\n")
-        return markdown
+        return markdown, summary, info, meta
 
     for case in cases:  # each case in turn, smallest first; per case the libraries alternate
         for repeat in range(args.repeats):
@@ -195,12 +193,9 @@ def main(argv=None) -> None:
                         flush=True,
                     )
                 write(done=False)
-    print(write(done=True))
+    markdown, summary, info, meta = write(done=True)
+    print(markdown)
     if args.readme:
-        summary = summarize(records)
-        summary = {case: summary[case] for case in cases if case in summary}
-        meta = json.load(open(os.path.join(args.out_dir, "results.json")))["meta"]
-        info = machine_info([r for r in records if "error" not in r])
         update_readme(args.readme, readme_block(summary, info, meta))
         print(f"updated the speed tables in {args.readme}")
 

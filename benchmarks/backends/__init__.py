@@ -32,6 +32,7 @@ from .base import METRICS, Runner
 from .cases import CASES, FLOWS, QUICK_CASES
 
 __all__ = [
+    "add_omp_wait_policy_argument",
     "BACKENDS",
     "CASES",
     "FLOWS",
@@ -49,6 +50,16 @@ __all__ = [
 ]
 
 BACKENDS = ("tfp_flows", "tfp", "zuko", "nflows")  # the reports' row order
+
+
+def add_omp_wait_policy_argument(parser) -> None:
+    """`--omp-wait-policy`, shared by `run.py` and its workers (default: the runtime's own)."""
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("ACTIVE", "PASSIVE"),
+        default=None,
+        help="OpenMP wait policy for torch (default: the runtime's; PASSIVE if shared)",
+    )
 
 
 def backend(name: str) -> ModuleType:

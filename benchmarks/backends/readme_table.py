@@ -7,6 +7,7 @@ README's figures are always those of the last full run, on the machine that run 
 
 from __future__ import annotations
 
+from . import framework
 from .report import REFERENCE, _case_title
 
 __all__ = ["END", "START", "readme_block", "update_readme"]
@@ -25,11 +26,11 @@ RATIOS = (("tfp_xla", "TFP XLA / ours"), ("zuko_compile", "zuko compiled / ours"
 FIGURES = (("train_step", "step"), ("log_prob", "log_prob"), ("sample", "sample"))
 
 
-def _ms(stats: dict | None, spread: bool = True) -> str:
+def _ms(stats: dict | None) -> str:
     if stats is None:
         return "-"
     med, lo, hi = (stats[k] * 1e3 for k in ("median", "min", "max"))
-    return f"{med:.3g} ({lo:.3g}-{hi:.3g})" if spread else f"{med:.3g}"
+    return f"{med:.3g} ({lo:.3g}-{hi:.3g})"
 
 
 def _ratio(libs: dict, peer: str, metric: str) -> str:
@@ -52,7 +53,7 @@ def readme_block(summary: dict, info: dict, meta: dict) -> str:
     peaks = {}
     for libs in summary.values():
         for lib, entry in libs.items():
-            fw = "torch" if lib.startswith(("zuko", "nflows")) else "TF"
+            fw = {"tf": "TF"}.get(framework(lib), framework(lib))
             peaks[fw] = max(peaks.get(fw, 0.0), entry["peak_gflops"]["max"])
     load = info.get("loadavg_1min_range")
     lines = [
