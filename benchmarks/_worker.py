@@ -5,11 +5,11 @@
         "levels": 2, "steps": 4, "filters": 64, "batch": 128, "sample_n": 64}'
 
 (`--case`, repeatable: `D,H,BATCH` for a MAF case, or a JSON object with a `"flow"` of `"maf"`,
-`"realnvp"` or `"glow"` and its sizes) prints one JSON list (the last line of stdout), one record
-per case, with the step, log-prob and sampling times, the first-call (trace/compile) times, the
-RSS high-water mark of the process after the case and the float32 matmul peak of the library's
-framework measured in the same process. `run.py` launches it once per case, library and
-repeat; `measure(...)` is one case in-process (the smoke test uses it).
+`"nsf"`, `"realnvp"` or `"glow"` and its sizes) prints one JSON list (the last line of stdout),
+one record per case, with the step, log-prob and sampling times, the first-call
+(trace/compile) times, the RSS high-water mark of the process after the case and the float32
+matmul peak of the library's framework measured in the same process. `run.py` launches it once
+per case, library and repeat; `measure(...)` is one case in-process (the smoke test uses it).
 
 The libraries are the runners of `backends/` (one module per library, see its docstring); the
 architectures, the data and the FLOP counts are those of `backends/cases.py`. Every library gets
@@ -57,6 +57,7 @@ def measure(
     levels: int | None = None,
     steps: int | None = None,
     filters: int | None = None,
+    bins: int | None = None,
     sample_n: int = 512,
     threads: int = 2,
     min_time: float = 0.25,
@@ -67,8 +68,8 @@ def measure(
 ) -> dict:
     """Measures one library on one case in this process; returns the JSON-ready record.
 
-    Vector flows (`flow="maf"` or `"realnvp"`) take `dim`, `hidden` and `layers`; `"glow"`
-    takes `image_shape`, `levels`, `steps` and `filters`.
+    Vector flows (`flow="maf"`, `"nsf"` or `"realnvp"`) take `dim`, `hidden` and `layers` (and
+    `"nsf"` its spline's `bins`); `"glow"` takes `image_shape`, `levels`, `steps` and `filters`.
     """
     if lib not in backends.LIBS:
         raise ValueError(f"`lib` must be one of {backends.LIBS}; got {lib!r}.")
@@ -93,6 +94,8 @@ def measure(
         cfg.update(image_shape=image_shape, levels=levels, steps=steps, filters=filters)
     else:
         cfg.update(dim=dim, hidden=hidden, layers=layers)
+        if flow == "nsf":
+            cfg.update(bins=bins)
     load_before = os.getloadavg()
     start = time.perf_counter()
     runner = backends.make_runner(lib, cfg, threads=threads, compile_sample=compile_sample)

@@ -14,7 +14,7 @@ The posterior over the 31 coefficients is approximated three ways:
 * a mean-field normal surrogate (`tfp.experimental.vi.build_factored_surrogate_posterior`),
   fitted by the same loop with a higher learning rate;
 * a reference from the No-U-Turn sampler (`tfp.mcmc.NoUTurnSampler` with dual-averaging step
-  size adaptation, several chains, jit-compiled), with its R-hat and effective sample size.
+  size adaptation, several chains), with its R-hat and effective sample size.
 
 It prints a table of each surrogate's error in the posterior means and standard deviations
 against NUTS (means in units of the NUTS posterior sd; sds as relative errors; RMS and max over
@@ -22,7 +22,14 @@ the 31 coefficients) and its ELBO, and writes `bayesian_logistic_regression.png`
 NUTS means and sds, and the 2-D marginal of the most correlated pair of coefficients) and
 `metrics.json` into `--out`.
 
-    python examples/bayesian_logistic_regression.py [--budget SECONDS] [--out DIR] [--smoke]
+    python examples/bayesian_logistic_regression.py [--budget SECONDS] [--jit] [--out DIR] [--smoke]
+
+The sampler and the VI steps run in plain `tf.function`s by default (`vi.fit(...,
+jit_compile=False)`), which keeps the process under 1 GB. `--jit` compiles both with XLA, as
+`vi.fit` does by default: NUTS about 4x quicker (8 s instead of 32 s) and VI steps about 2.7x
+quicker on 2 cores, but XLA's compiles of NUTS and of the VI step take about 300 and 400 MB
+more memory, which the process keeps (peak about 1.3 GB instead of 0.97 GB). The ELBO is
+evaluated in chunks of 2,000 draws, so the `[draws, 569]` logits never exist at once.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from tfp_flows import vi
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 Root = tfd.JointDistributionCoroutine.Root
+EVAL_CHUNK = 2000  # surrogate draws per target evaluation
 
 
 def load_data() -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +127,10 @@ def run_nuts(target, num_chains, num_burnin, num_draws, jit_compile, seed):
 def evaluate(surrogate, target, reference: np.ndarray, num_samples: int, seed) -> dict:
     """Errors of a surrogate's posterior means and sds against the reference draws, and ELBO."""
     z, log_q = surrogate.experimental_sample_and_log_prob(num_samples, seed=seed)
-    elbo = float(tf.reduce_mean(target(*z) - log_q))
+    # In chunks: the target's logits are [draws, 569], 45 MB per temporary at 20,000 draws.
+    chunks = range(0, num_samples, EVAL_CHUNK)
+    log_p = tf.concat([target(*(t[i : i + EVAL_CHUNK] for t in z)) for i in chunks], axis=0)
+    elbo = float(tf.reduce_mean(log_p - log_q))
     samples = flat(z)
     ref_mean, ref_sd = reference.mean(0), reference.std(0)
     mean_err = (samples.mean(0) - ref_mean) / ref_sd  # in posterior sds
@@ -141,13 +152,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain")
     parser.add_argument("--out", default="out/bayesian_logistic_regression")
+    parser.add_argument(
+        "--jit", action="store_true", help="XLA-compile NUTS and the VI steps (quicker, +0.7 GB)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny run, to check it works")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     keras.utils.set_random_seed(0)
     if args.smoke:
         args.chains, args.draws = 2, 30
-    jit = not args.smoke  # XLA compiles take longer than a smoke run
+    jit = args.jit and not args.smoke  # XLA compiles take longer than a smoke run
 
     x, y = load_data()
     posterior = make_model(x).experimental_pin(malignant=y)

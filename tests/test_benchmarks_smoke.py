@@ -26,10 +26,11 @@ TIMING = dict(min_time=0.0, blocks=2, peak_reps=1, peak_n=256)
 VECTOR = dict(dim=4, hidden=8, batch=16, layers=2, sample_n=8)
 GLOW = dict(flow="glow", image_shape=[4, 4, 1], levels=1, steps=1, filters=4, batch=4, sample_n=2)
 TIMING_KEYS = {"median_s", "blocks_s", "calls_per_block", "first_call_s"}
-# Parameters of the tiny vector flows, with biases: 2 MADEs 4 -> 8 -> 8 -> 8, and 2 couplings
-# 2 -> 8 -> 8 -> 4.
+# Parameters of the tiny vector flows, with biases: 2 MADEs 4 -> 8 -> 8 -> 8, the same with
+# 4 * 23 outputs (an 8-bin spline), and 2 couplings 2 -> 8 -> 8 -> 4.
 NUM_PARAMS = {
     "maf": 2 * (4 * 8 + 8 + 8 * 8 + 8 + 8 * 8 + 8),
+    "nsf": 2 * (4 * 8 + 8 + 8 * 8 + 8 + 8 * 92 + 92),
     "realnvp": 2 * (2 * 8 + 8 + 8 * 8 + 8 + 8 * 4 + 4),
 }
 
@@ -49,6 +50,10 @@ def test_flop_counts_by_hand():
     assert flops["sample"] == 4 * cases.matmul_flops(4, 8, 8, 2)  # D passes
     assert flops["iaf_sample"] == cases.matmul_flops(4, 8, 8, 2)  # one pass
     assert "iaf_sample" not in cases.flow_flops({**cfg, "flow": "realnvp"})
+    spline = cases.flow_flops({**cfg, "flow": "nsf", "bins": 8})  # 3 * 8 - 1 outputs per dim
+    assert spline["log_prob"] == 2 * 16 * (4 * 8 + 8 * 8 + 8 * 92) * 2
+    assert spline["sample"] == 4 * 2 * 8 * (4 * 8 + 8 * 8 + 8 * 92) * 2  # D passes
+    assert "iaf_sample" not in spline
 
 
 def test_cases_and_libraries():
@@ -178,9 +183,17 @@ def _check_rendered(record: dict, lib: str, case: dict) -> None:
     assert run.ARCHITECTURE[case["flow"]] in markdown
 
 
-@pytest.mark.parametrize(("lib", "flow"), [("tfp_flows_graph", "maf"), ("tfp_graph", "realnvp")])
+@pytest.mark.parametrize(
+    ("lib", "flow"),
+    [
+        ("tfp_flows_graph", "maf"),
+        ("tfp_graph", "realnvp"),
+        ("tfp_flows_graph", "nsf"),
+        ("tfp_graph", "nsf"),
+    ],
+)
 def test_tf_worker(lib, flow):
-    case = dict(flow=flow, **VECTOR)
+    case = dict(flow=flow, **VECTOR, **({"bins": 8} if flow == "nsf" else {}))
     record = _worker.measure(lib, **case, **TIMING)
     _check_record(record, lib, flow, iaf=lib.startswith("tfp_flows") and flow == "maf")
     assert record["settings"]["jit_compile"] == lib.endswith("_xla")
@@ -195,6 +208,9 @@ def test_tf_worker_glow(lib):
     _check_rendered(record, lib, GLOW)
 
 
+TORCH_LIBS_MARK = pytest.mark.skipif(
+    backends.unavailable("zuko_eager") is not None, reason=str(backends.unavailable("zuko_eager"))
+)
 TORCH_LIBS = [
     pytest.param(
         lib,
@@ -205,12 +221,13 @@ TORCH_LIBS = [
     )
     for lib in ("zuko_eager", "nflows_eager")
     for flow in ("maf", "realnvp")
-]
+] + [pytest.param("zuko_eager", "nsf", marks=TORCH_LIBS_MARK)]
 
 
 @pytest.mark.parametrize(("lib", "flow"), TORCH_LIBS)
 def test_torch_worker_cli(lib, flow):
-    case = json.dumps(dict(flow=flow, dim=4, hidden=8, batch=16))
+    extra = {"bins": 8} if flow == "nsf" else {}
+    case = json.dumps(dict(flow=flow, dim=4, hidden=8, batch=16, **extra))
     args = ["--lib", lib, "--case", case, "--layers", "2"]
     args += ["--sample-n", "8", "--min-time", "0", "--blocks", "2", "--peak-reps", "1"]
     args += ["--peak-n", "256"]

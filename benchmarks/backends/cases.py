@@ -1,12 +1,15 @@
 """The benchmark cases, in one place: sizes, the data every library gets, and the FLOP counts.
 
-A case is a JSON-ready dict: `flow` (`"maf"`, `"realnvp"` or `"glow"`), `batch`, `sample_n`, and
-for vector flows `dim`, `hidden` (and `layers`, 5 unless given), for Glow `image_shape`,
-`levels`, `steps`, `filters`. Adding a case is one entry of `CASES`; `run.py --case NAME` runs
-it, and every backend that has its flow builds it.
+A case is a JSON-ready dict: `flow` (`"maf"`, `"nsf"`, `"realnvp"` or `"glow"`), `batch`,
+`sample_n`, and for vector flows `dim`, `hidden` (and `layers`, 5 unless given; `bins` for
+`"nsf"`), for Glow `image_shape`, `levels`, `steps`, `filters`. Adding a case is one entry of
+`CASES`; `run.py --case NAME` runs it, and every backend that has its flow builds it.
 
 * maf: `layers` MADEs with two hidden layers of `hidden` ReLU units, an affine transform, the
   order reversed between layers, a standard-normal base.
+* nsf: the same MADEs with `3 * bins - 1` outputs per dimension (bin widths, heights and interior
+  knot slopes) driving a monotone rational-quadratic spline on `[-5, 5]` (identity outside): a
+  spline MAF, zuko's `NSF`.
 * realnvp: `layers` affine couplings on vectors, each an MLP `D/2 -> hidden -> hidden -> 2 * D/2`
   (ReLU) giving the shift and log-scale of the other half, the halves alternating.
 * glow: on `[H, W, C]` images, `levels` levels of squeeze, `steps` x (ActNorm, invertible 1x1
@@ -17,6 +20,7 @@ it, and every backend that has its flow builds it.
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -26,6 +30,7 @@ __all__ = [
     "FLOWS",
     "LAYERS",
     "QUICK_CASES",
+    "SPLINE_BOUND",
     "coupling_flops",
     "flow_flops",
     "glow_flops",
@@ -34,12 +39,14 @@ __all__ = [
     "parse_case",
 ]
 
-FLOWS = ("maf", "realnvp", "glow")
+FLOWS = ("maf", "nsf", "realnvp", "glow")
+SPLINE_BOUND = 5.0  # the spline's interval [-5, 5] in the "nsf" flow (zuko's default)
 LAYERS = 5  # MADEs or couplings of a vector case unless the case says otherwise
 
 CASES = {  # in the order they run: the cheap ones first
     "C": dict(flow="maf", dim=8, hidden=128, batch=256, sample_n=512),
     "A": dict(flow="maf", dim=16, hidden=128, batch=512, sample_n=512),
+    "S": dict(flow="nsf", dim=16, hidden=128, batch=512, sample_n=512, bins=8),
     "R": dict(flow="realnvp", dim=16, hidden=128, batch=512, sample_n=512),
     "G8": dict(
         flow="glow", image_shape=[8, 8, 1], levels=2, steps=3, filters=64, batch=64, sample_n=64
@@ -85,9 +92,10 @@ def make_data(case: dict) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def matmul_flops(dim: int, hidden: int, batch: int, layers: int) -> float:
-    """Forward matmul FLOPs of `layers` MADEs `D -> H -> H -> 2D` on a batch (dense kernels)."""
-    per_made = dim * hidden + hidden * hidden + hidden * 2 * dim
+def matmul_flops(dim: int, hidden: int, batch: int, layers: int, params: int = 2) -> float:
+    """Forward matmul FLOPs of `layers` MADEs `D -> H -> H -> params * D` on a batch (dense
+    kernels)."""
+    per_made = dim * hidden + hidden * hidden + hidden * params * dim
     return 2.0 * batch * per_made * layers
 
 
@@ -123,12 +131,16 @@ def flow_flops(case: dict) -> dict:
         sizes = (case["image_shape"], case["levels"], case["steps"], case["filters"])
         one = glow_flops(*sizes, batch)
         return {"log_prob": one, "train_step": 3 * one, "sample": glow_flops(*sizes, n)}
-    fn = matmul_flops if flow == "maf" else coupling_flops
-    sizes = (case["dim"], case["hidden"])
-    layers = case.get("layers", LAYERS)
+    sizes, layers = (case["dim"], case["hidden"]), case.get("layers", LAYERS)
+    if flow == "realnvp":
+        fn = coupling_flops
+    else:  # a MAF: 2 params per dimension, or a spline's 3 * bins - 1
+        params = 3 * case["bins"] - 1 if flow == "nsf" else 2
+        fn = functools.partial(matmul_flops, params=params)
     one = fn(*sizes, batch, layers)
     flops = {"log_prob": one, "train_step": 3 * one, "sample": fn(*sizes, n, layers)}
-    if flow == "maf":
+    if flow in ("maf", "nsf"):
         flops["sample"] *= case["dim"]  # D sequential passes per layer
+    if flow == "maf":
         flops["iaf_sample"] = fn(*sizes, n, layers)
     return flops

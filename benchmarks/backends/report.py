@@ -137,7 +137,9 @@ def _case_title(case: str, c: dict) -> str:
             f"## Case {case}: Glow on {h}x{w}x{ch} images, {c['levels']} levels x {c['steps']} "
             f"steps, {c['filters']} filters, batch {c['batch']}, {c['sample_n']} samples"
         )
-    name = {"maf": "MAF", "realnvp": "Real NVP"}[c["flow"]]
+    name = {"maf": "MAF", "realnvp": "Real NVP"}.get(c["flow"])
+    if c["flow"] == "nsf":
+        name = f"spline MAF ({c['bins']} bins)"
     return (
         f"## Case {case}: {name}, D={c['dim']}, H={c['hidden']}, batch {c['batch']}, "
         f"{c['sample_n']} samples"
@@ -153,6 +155,17 @@ ARCHITECTURE = {
         "`log_scale_clamp=3.0`; TFP's MAF (`tfb.AutoregressiveNetwork`) has no clamp; zuko and "
         "nflows use their default affine parameterisations. FLOPs: 2*B*sum(in*out) of the 15 "
         "dense matmuls (masks not discounted)."
+    ),
+    "nsf": (
+        "Spline MAF (case S): the MAF's 5 MADEs D -> H -> H -> (3K - 1) D, order reversed, each "
+        "giving a monotone rational-quadratic spline with K = 8 bins on [-5, 5] (identity "
+        "outside) per dimension. tfp_flows: `flows.maf(D, num_layers=5, hidden_units=(H, H), "
+        "transformer='spline', num_bins=8, spline_bound=5)`; zuko: `zuko.flows.NSF(D, "
+        "transforms=5, hidden_features=(H, H), bins=8)` (bound 5 by default); TFP: "
+        "`tfb.MaskedAutoregressiveFlow(bijector_fn=...)` building a `tfb.RationalQuadraticSpline` "
+        "(softmax bin widths and heights, softplus slopes, least bin share and slope 1e-3) from "
+        "a `tfb.AutoregressiveNetwork(params=3K - 1)`. sample = 512 points (D sequential passes "
+        "per layer). FLOPs: 2*B*sum(in*out) of the 15 dense matmuls."
     ),
     "realnvp": (
         "Real NVP on vectors (case R): 5 affine couplings, each an MLP D/2 -> H -> H -> 2 * D/2 "

@@ -5,12 +5,18 @@ from __future__ import annotations
 import itertools
 
 from ._tf import TFRunner, standard_normal
+from .cases import SPLINE_BOUND
 
 __all__ = ["FLOWS", "FRAMEWORK", "MODES", "REQUIRES", "label", "make_runner"]
 
-FRAMEWORK, MODES, FLOWS = "tf", TFRunner.modes, ("maf", "realnvp", "glow")
+FRAMEWORK, MODES, FLOWS = "tf", TFRunner.modes, ("maf", "nsf", "realnvp", "glow")
 REQUIRES = ("tensorflow", "tensorflow_probability", "tf_keras")
-NAMES = {"maf": "MaskedAutoregressiveFlow", "realnvp": "RealNVP", "glow": "Glow"}
+NAMES = {
+    "maf": "MaskedAutoregressiveFlow",
+    "nsf": "MaskedAutoregressiveFlow + RationalQuadraticSpline",
+    "realnvp": "RealNVP",
+    "glow": "Glow",
+}
 
 
 def label(mode: str, flow: str) -> str:
@@ -29,6 +35,44 @@ def maf(tf, dim: int, hidden: int, layers: int):
             params=2, hidden_units=[hidden, hidden], activation="relu", event_shape=[dim]
         )
         bijectors.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=net))
+        if i < layers - 1:
+            bijectors.append(tfb.Permute(list(range(dim))[::-1]))
+    return tfd.TransformedDistribution(standard_normal(tf, [dim]), tfb.Chain(bijectors))
+
+
+def spline_maf(tf, dim: int, hidden: int, layers: int, bins: int):
+    """`layers` MAFs whose `bijector_fn` is a `tfb.RationalQuadraticSpline` on `[-5, 5]`, its
+    `3 * bins - 1` parameters per dimension from a `tfb.AutoregressiveNetwork` `D -> H -> H`."""
+    import tensorflow_probability as tfp
+
+    tfb, tfd = tfp.bijectors, tfp.distributions
+    bound, least = SPLINE_BOUND, 1e-3  # the smallest bin share and slope, as zuko's
+
+    class SplineFn(tf.Module):  # a module, so the distribution tracks the network's variables
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def __call__(self, x, **kwargs):
+            params = self.net(x)  # [..., D, 3 * bins - 1]
+            widths, heights = params[..., :bins], params[..., bins : 2 * bins]
+            share = 2 * bound * (1 - bins * least)
+            return tfb.RationalQuadraticSpline(
+                bin_widths=tf.nn.softmax(widths) * share + 2 * bound * least,
+                bin_heights=tf.nn.softmax(heights) * share + 2 * bound * least,
+                knot_slopes=tf.nn.softplus(params[..., 2 * bins :]) + least,
+                range_min=-bound,
+            )
+
+    bijectors = []
+    for i in range(layers):
+        net = tfb.AutoregressiveNetwork(
+            params=3 * bins - 1,
+            hidden_units=[hidden, hidden],
+            activation="relu",
+            event_shape=[dim],
+        )
+        bijectors.append(tfb.MaskedAutoregressiveFlow(bijector_fn=SplineFn(net)))
         if i < layers - 1:
             bijectors.append(tfb.Permute(list(range(dim))[::-1]))
     return tfd.TransformedDistribution(standard_normal(tf, [dim]), tfb.Chain(bijectors))
@@ -116,6 +160,9 @@ class TfpRunner(TFRunner):
         c, tf = self.case, self.tf
         if c["flow"] == "maf":
             return maf(tf, c["dim"], c["hidden"], c["layers"]), None, "unclamped exp (TFP default)"
+        if c["flow"] == "nsf":
+            dist = spline_maf(tf, c["dim"], c["hidden"], c["layers"], c["bins"])
+            return dist, None, f"tfb.RationalQuadraticSpline, {c['bins']} bins on [-5, 5]"
         if c["flow"] == "realnvp":
             dist = real_nvp(tf, c["dim"], c["hidden"], c["layers"])
             return dist, None, "unclamped exp (TFP RealNVP default)"

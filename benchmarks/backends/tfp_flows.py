@@ -1,12 +1,14 @@
-"""tfp_flows' own factories (`flows.maf`, `flows.iaf`, `flows.real_nvp`, `flows.glow`)."""
+"""tfp_flows' own factories (`flows.maf` affine and spline, `flows.iaf`, `flows.real_nvp`,
+`flows.glow`)."""
 
 from __future__ import annotations
 
 from ._tf import TFRunner
+from .cases import SPLINE_BOUND
 
 __all__ = ["FLOWS", "FRAMEWORK", "MODES", "REQUIRES", "label", "make_runner"]
 
-FRAMEWORK, MODES, FLOWS = "tf", TFRunner.modes, ("maf", "realnvp", "glow")
+FRAMEWORK, MODES, FLOWS = "tf", TFRunner.modes, ("maf", "nsf", "realnvp", "glow")
 REQUIRES = ("tensorflow", "tensorflow_probability", "keras")
 
 
@@ -27,6 +29,16 @@ class TfpFlowsRunner(TFRunner):
             dist = flows.maf(c["dim"], num_layers=c["layers"], hidden_units=hidden)
             iaf = flows.iaf(c["dim"], num_layers=c["layers"], hidden_units=hidden)
             return dist, iaf, "tanh soft clamp at 3.0 (flows.maf default)"
+        if c["flow"] == "nsf":
+            dist = flows.maf(
+                c["dim"],
+                num_layers=c["layers"],
+                hidden_units=(c["hidden"], c["hidden"]),
+                transformer="spline",
+                num_bins=c["bins"],
+                spline_bound=SPLINE_BOUND,
+            )
+            return dist, None, f"rational-quadratic spline, {c['bins']} bins on [-5, 5]"
         if c["flow"] == "realnvp":
             dist = flows.real_nvp(
                 [c["dim"]],

@@ -1,4 +1,4 @@
-"""zuko's `MAF` and `RealNVP` (PyTorch), eager or under `torch.compile`."""
+"""zuko's `MAF`, `NSF` and `RealNVP` (PyTorch), eager or under `torch.compile`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from ._torch import TorchRunner
 
 __all__ = ["FLOWS", "FRAMEWORK", "MODES", "REQUIRES", "label", "make_runner"]
 
-FRAMEWORK, MODES, FLOWS = "torch", ("compile", "eager"), ("maf", "realnvp")
+FRAMEWORK, MODES, FLOWS = "torch", ("compile", "eager"), ("maf", "nsf", "realnvp")
 REQUIRES = ("torch", "zuko")
-NAMES = {"maf": "MAF", "realnvp": "RealNVP"}
+NAMES = {"maf": "MAF", "nsf": "NSF", "realnvp": "RealNVP"}
 
 
 def label(mode: str, flow: str) -> str:
@@ -25,10 +25,13 @@ class ZukoRunner(TorchRunner):
         import zuko
 
         c, n = self.case, self.case["sample_n"]
-        cls = zuko.flows.MAF if c["flow"] == "maf" else zuko.flows.RealNVP
-        flow = cls(
+        sizes = dict(
             features=c["dim"], transforms=c["layers"], hidden_features=(c["hidden"], c["hidden"])
         )
+        if c["flow"] == "nsf":  # zuko's spline bound is 5, as the case's
+            flow = zuko.flows.NSF(bins=c["bins"], **sizes)
+        else:
+            flow = {"maf": zuko.flows.MAF, "realnvp": zuko.flows.RealNVP}[c["flow"]](**sizes)
 
         def log_prob(x):
             return flow().log_prob(x)
@@ -37,6 +40,8 @@ class ZukoRunner(TorchRunner):
             return flow().sample((n,))
 
         note = "soft clamp s / (1 + |s / log 1e-3|) (zuko default)"
+        if c["flow"] == "nsf":
+            note = f"monotonic rational-quadratic spline, {c['bins']} bins on [-5, 5] (zuko NSF)"
         return flow, log_prob, sample, note, {"zuko": zuko.__version__}
 
 
