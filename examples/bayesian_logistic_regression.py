@@ -28,7 +28,7 @@ The sampler and the VI steps run in plain `tf.function`s by default (`vi.fit(...
 jit_compile=False)`), which keeps the process under 1 GB. `--jit` compiles both with XLA, as
 `vi.fit` does by default: NUTS about 4x quicker (8 s instead of 32 s) and VI steps about 2.7x
 quicker on 2 cores, but XLA's compiles of NUTS and of the VI step take about 300 and 400 MB
-more memory, which the process keeps (peak about 1.3 GB instead of 0.97 GB). The ELBO is
+more memory, which the process keeps (peak about 1.4 GB instead of 0.96 GB). The ELBO is
 evaluated in chunks of 2,000 draws, so the `[draws, 569]` logits never exist at once.
 """
 
