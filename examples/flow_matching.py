@@ -96,11 +96,16 @@ def timed(fn, repeats: int = 3) -> float:
     return best
 
 
+def chunked(log_prob, points: np.ndarray, chunks: int) -> np.ndarray:
+    """`log_prob` of `points` in `chunks` near-equal parts (bounded memory), concatenated."""
+    parts = np.array_split(points, max(1, chunks))
+    return np.concatenate([log_prob(tf.constant(part)).numpy() for part in parts])
+
+
 def evaluate(model, test, log_p_test, jit: bool = True) -> dict:
     """Held-out NLL, its gap to the entropy (paired, with SE) and the timings per 1,000."""
     log_prob = tf.function(model.flow.log_prob, jit_compile=jit)
-    chunks = np.array_split(test, max(1, len(test) // 1000))  # small chunks: less memory
-    log_q = np.concatenate([log_prob(tf.constant(c)).numpy() for c in chunks])
+    log_q = chunked(log_prob, test, len(test) // 1000)  # chunks of ~1,000: less memory
     diff = log_p_test - log_q
     points = tf.constant(test[:1000])
     sample = tf.function(lambda: model.flow.sample(1000, seed=(1, 2)), jit_compile=jit)
@@ -176,8 +181,7 @@ def plot(models: dict, toy, path: str, resolution: int, jit: bool = True) -> Non
     densities = [("true density", np.exp(toy.log_prob(grid)))]
     for kind, model in models.items():  # in equal chunks of the grid, one compiled function
         log_prob = tf.function(model.flow.log_prob, jit_compile=jit)
-        log_q = [log_prob(tf.constant(chunk)).numpy() for chunk in np.array_split(grid, 8)]
-        densities.append((f"{kind} density", np.exp(np.concatenate(log_q))))
+        densities.append((f"{kind} density", np.exp(chunked(log_prob, grid, 8))))
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     for ax, (title, density) in zip(axes, densities):
         ax.pcolormesh(xs, ys, density.reshape(xs.shape), shading="auto")

@@ -35,6 +35,11 @@ NUM_PARAMS = {
 }
 
 
+def _spline_bins(flow: str) -> dict:
+    """The extra size of a spline-MAF case (8 bins), none for the other flows."""
+    return {"bins": 8} if flow == "nsf" else {}
+
+
 def test_flop_counts_by_hand():
     assert cases.matmul_flops(4, 8, 16, 2) == 2 * 16 * (4 * 8 + 8 * 8 + 8 * 8) * 2
     assert cases.coupling_flops(5, 8, 16, 3) == 2 * 16 * (2 * 8 + 8 * 8 + 8 * 6) * 3
@@ -193,7 +198,7 @@ def _check_rendered(record: dict, lib: str, case: dict) -> None:
     ],
 )
 def test_tf_worker(lib, flow):
-    case = dict(flow=flow, **VECTOR, **({"bins": 8} if flow == "nsf" else {}))
+    case = dict(flow=flow, **VECTOR, **_spline_bins(flow))
     record = _worker.measure(lib, **case, **TIMING)
     _check_record(record, lib, flow, iaf=lib.startswith("tfp_flows") and flow == "maf")
     assert record["settings"]["jit_compile"] == lib.endswith("_xla")
@@ -208,9 +213,6 @@ def test_tf_worker_glow(lib):
     _check_rendered(record, lib, GLOW)
 
 
-TORCH_LIBS_MARK = pytest.mark.skipif(
-    backends.unavailable("zuko_eager") is not None, reason=str(backends.unavailable("zuko_eager"))
-)
 TORCH_LIBS = [
     pytest.param(
         lib,
@@ -220,14 +222,13 @@ TORCH_LIBS = [
         ),
     )
     for lib in ("zuko_eager", "nflows_eager")
-    for flow in ("maf", "realnvp")
-] + [pytest.param("zuko_eager", "nsf", marks=TORCH_LIBS_MARK)]
+    for flow in backends.split(lib)[0].FLOWS  # every vector flow the library has
+]
 
 
 @pytest.mark.parametrize(("lib", "flow"), TORCH_LIBS)
 def test_torch_worker_cli(lib, flow):
-    extra = {"bins": 8} if flow == "nsf" else {}
-    case = json.dumps(dict(flow=flow, dim=4, hidden=8, batch=16, **extra))
+    case = json.dumps(dict(flow=flow, dim=4, hidden=8, batch=16, **_spline_bins(flow)))
     args = ["--lib", lib, "--case", case, "--layers", "2"]
     args += ["--sample-n", "8", "--min-time", "0", "--blocks", "2", "--peak-reps", "1"]
     args += ["--peak-n", "256"]

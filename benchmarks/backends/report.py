@@ -137,9 +137,10 @@ def _case_title(case: str, c: dict) -> str:
             f"## Case {case}: Glow on {h}x{w}x{ch} images, {c['levels']} levels x {c['steps']} "
             f"steps, {c['filters']} filters, batch {c['batch']}, {c['sample_n']} samples"
         )
-    name = {"maf": "MAF", "realnvp": "Real NVP"}.get(c["flow"])
     if c["flow"] == "nsf":
         name = f"spline MAF ({c['bins']} bins)"
+    else:
+        name = {"maf": "MAF", "realnvp": "Real NVP"}[c["flow"]]
     return (
         f"## Case {case}: {name}, D={c['dim']}, H={c['hidden']}, batch {c['batch']}, "
         f"{c['sample_n']} samples"

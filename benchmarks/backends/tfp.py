@@ -41,7 +41,7 @@ def maf(tf, dim: int, hidden: int, layers: int):
 
 
 def spline_maf(tf, dim: int, hidden: int, layers: int, bins: int):
-    """`layers` MAFs whose `bijector_fn` is a `tfb.RationalQuadraticSpline` on `[-5, 5]`, its
+    """`layers` MAFs whose `bijector_fn` is a `tfb.RationalQuadraticSpline` on `+-SPLINE_BOUND`, its
     `3 * bins - 1` parameters per dimension from a `tfb.AutoregressiveNetwork` `D -> H -> H`."""
     import tensorflow_probability as tfp
 
@@ -162,7 +162,8 @@ class TfpRunner(TFRunner):
             return maf(tf, c["dim"], c["hidden"], c["layers"]), None, "unclamped exp (TFP default)"
         if c["flow"] == "nsf":
             dist = spline_maf(tf, c["dim"], c["hidden"], c["layers"], c["bins"])
-            return dist, None, f"tfb.RationalQuadraticSpline, {c['bins']} bins on [-5, 5]"
+            note = f"tfb.RationalQuadraticSpline, {c['bins']} bins on +-{SPLINE_BOUND:g}"
+            return dist, None, note
         if c["flow"] == "realnvp":
             dist = real_nvp(tf, c["dim"], c["hidden"], c["layers"])
             return dist, None, "unclamped exp (TFP RealNVP default)"

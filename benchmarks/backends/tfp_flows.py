@@ -38,7 +38,7 @@ class TfpFlowsRunner(TFRunner):
                 num_bins=c["bins"],
                 spline_bound=SPLINE_BOUND,
             )
-            return dist, None, f"rational-quadratic spline, {c['bins']} bins on [-5, 5]"
+            return dist, None, f"rational-quadratic spline, {c['bins']} bins on +-{SPLINE_BOUND:g}"
         if c["flow"] == "realnvp":
             dist = flows.real_nvp(
                 [c["dim"]],

@@ -41,7 +41,7 @@ class ZukoRunner(TorchRunner):
 
         note = "soft clamp s / (1 + |s / log 1e-3|) (zuko default)"
         if c["flow"] == "nsf":
-            note = f"monotonic rational-quadratic spline, {c['bins']} bins on [-5, 5] (zuko NSF)"
+            note = f"monotonic rational-quadratic spline, {c['bins']} bins on +-5 (zuko NSF)"
         return flow, log_prob, sample, note, {"zuko": zuko.__version__}
 
 
